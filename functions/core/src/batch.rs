@@ -1,0 +1,575 @@
+//! Delivering one batch of messages: bounded concurrency, FIFO stop-the-line, a deadline, and
+//! panic isolation, with one [`Outcome`] per message.
+//!
+//! The transport and the queue are capabilities ([`Backend`], [`Settle`]); the forwarder plugs in
+//! reqwest and SQS, tests plug in the fakes from [`crate::fakes`].
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt, stream};
+use tokio::time::Instant;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use crate::envelope::Envelope;
+use crate::pacer::Pacer;
+use crate::retry::{Attempt, Backoff, StatusPolicy, Verdict};
+
+/// A message received from the queue, ready to deliver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub id: String,
+    pub receipt_handle: String,
+    pub body: String,
+    pub envelope: Envelope,
+    /// `ApproximateReceiveCount`: 1 on the first delivery attempt.
+    pub receive_count: u32,
+    /// The FIFO message group, if the queue is FIFO.
+    pub group_id: Option<String>,
+}
+
+/// Delivers a message to the backend, once.
+pub trait Backend: Sync {
+    fn deliver(&self, message: &Message) -> impl Future<Output = Attempt> + Send;
+}
+
+/// What the forwarder may do to the queue a message came from.
+pub trait Settle: Sync {
+    /// Make the message visible again after `delay` (`ChangeMessageVisibility`).
+    fn retry_later(
+        &self,
+        message: &Message,
+        delay: Duration,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+    /// Store the message, with `failure`, in the dead-letter queue.
+    fn dead_letter(
+        &self,
+        message: &Message,
+        failure: &Failure,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+}
+
+/// A queue call that failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct QueueError(pub String);
+
+/// Why a message is dead-lettered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub reason: String,
+    pub status: Option<u16>,
+    /// The message's receive count when it was given up.
+    pub attempts: u32,
+}
+
+/// What happens to a message the backend can never accept (`FAILURE_ACTION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterPermanent {
+    /// Send it to the dead-letter queue now; if that fails, leave it to the redrive policy.
+    DeadLetter,
+    /// No dead-letter queue to write to: report it failed so the redrive policy moves it.
+    Redrive,
+    /// Discard it (logged at error). Only ever by explicit configuration.
+    Drop,
+}
+
+/// How a batch is delivered.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub statuses: StatusPolicy,
+    pub backoff: Backoff,
+    /// Deliveries in flight at once (FIFO: message groups in flight at once).
+    pub max_in_flight: usize,
+    pub after_permanent: AfterPermanent,
+    /// FIFO: deliver each group in order and stop a group at its first failure.
+    pub ordered: bool,
+    /// Time a delivery may need (request timeout plus a safety margin); none starts unless this
+    /// much time is left before the deadline.
+    pub attempt_budget: Duration,
+}
+
+/// The fate of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The backend accepted it.
+    Delivered,
+    /// It can never succeed and is now in the dead-letter queue.
+    DeadLettered { reason: String },
+    /// It can never succeed and was discarded (`FAILURE_ACTION=drop`).
+    Dropped { reason: String },
+    /// It failed and comes back after `delay` (or the queue's visibility timeout when `None`).
+    Retrying {
+        reason: String,
+        delay: Option<Duration>,
+    },
+    /// It was not attempted (deadline, or an earlier message of its FIFO group failed).
+    Deferred { reason: &'static str },
+    /// Something other than the backend failed (dead-lettering, a panic, a malformed record).
+    Failed { reason: String },
+}
+
+impl Outcome {
+    /// Whether the message is finished with and may be deleted from its queue. Everything else
+    /// is reported as a batch item failure and comes back.
+    pub fn is_handled(&self) -> bool {
+        matches!(
+            self,
+            Self::Delivered | Self::DeadLettered { .. } | Self::Dropped { .. }
+        )
+    }
+}
+
+const DEFERRED_DEADLINE: &str = "not enough time left before the function's deadline";
+const DEFERRED_GROUP: &str = "an earlier message of its FIFO group was not delivered";
+
+/// Delivers `messages` and returns one outcome per message, in input order.
+pub async fn process<B: Backend, S: Settle>(
+    messages: &[Message],
+    backend: &B,
+    settle: &S,
+    policy: &Policy,
+    deadline: Instant,
+    pacer: Option<&Pacer>,
+) -> Vec<Outcome> {
+    let ctx = Ctx {
+        backend,
+        settle,
+        policy,
+        deadline,
+        pacer,
+    };
+    let mut results: Vec<(usize, Outcome)> = stream::iter(lanes(messages, policy.ordered))
+        .map(|lane| ctx.run_lane(messages, lane))
+        .buffer_unordered(policy.max_in_flight.max(1))
+        .flat_map(stream::iter)
+        .collect()
+        .await;
+    results.sort_unstable_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, outcome)| outcome).collect()
+}
+
+/// Standard queues: every message is its own lane. FIFO: one lane per group, in arrival order.
+fn lanes(messages: &[Message], ordered: bool) -> Vec<Vec<usize>> {
+    if !ordered {
+        return (0..messages.len()).map(|i| vec![i]).collect();
+    }
+    let mut lanes: Vec<(Option<&str>, Vec<usize>)> = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        let group = m.group_id.as_deref();
+        match lanes.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, lane)) => lane.push(i),
+            None => lanes.push((group, vec![i])),
+        }
+    }
+    lanes.into_iter().map(|(_, lane)| lane).collect()
+}
+
+struct Ctx<'a, B, S> {
+    backend: &'a B,
+    settle: &'a S,
+    policy: &'a Policy,
+    deadline: Instant,
+    pacer: Option<&'a Pacer>,
+}
+
+impl<B: Backend, S: Settle> Ctx<'_, B, S> {
+    async fn run_lane(&self, messages: &[Message], lane: Vec<usize>) -> Vec<(usize, Outcome)> {
+        let mut blocked = false;
+        let mut out = Vec::with_capacity(lane.len());
+        for i in lane {
+            let message = &messages[i];
+            let span = info_span!(
+                "message",
+                message_id = %message.id,
+                idempotency_key = %message.envelope.idempotency_key,
+                receive_count = message.receive_count,
+            );
+            let outcome = if blocked {
+                Outcome::Deferred {
+                    reason: DEFERRED_GROUP,
+                }
+            } else {
+                self.run_isolated(message).instrument(span.clone()).await
+            };
+            if let Outcome::Deferred { reason } = &outcome {
+                span.in_scope(|| info!(reason, "deferred"));
+            }
+            blocked |= self.policy.ordered && !outcome.is_handled();
+            out.push((i, outcome));
+        }
+        out
+    }
+
+    /// One message, with a panic anywhere in its handling turned into that message's failure.
+    async fn run_isolated(&self, message: &Message) -> Outcome {
+        AssertUnwindSafe(self.run_one(message))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                error!(panic = %what, "handling the message panicked");
+                Outcome::Failed {
+                    reason: format!("panicked: {what}"),
+                }
+            })
+    }
+
+    async fn run_one(&self, message: &Message) -> Outcome {
+        let start = self.pacer.map_or_else(Instant::now, Pacer::reserve);
+        if start + self.policy.attempt_budget > self.deadline {
+            return Outcome::Deferred {
+                reason: DEFERRED_DEADLINE,
+            };
+        }
+        tokio::time::sleep_until(start).await;
+        let attempt = self.backend.deliver(message).await;
+        let verdict = self.policy.statuses.classify(&attempt);
+        self.settle(message, verdict).await
+    }
+
+    async fn settle(&self, message: &Message, verdict: Verdict) -> Outcome {
+        match verdict {
+            Verdict::Delivered => {
+                info!("delivered");
+                Outcome::Delivered
+            }
+            Verdict::Retry {
+                reason,
+                status,
+                not_before,
+            } => {
+                let delay =
+                    self.policy
+                        .backoff
+                        .delay(message.receive_count, fastrand::f64(), not_before);
+                let delay = match self.settle.retry_later(message, delay).await {
+                    Ok(()) => Some(delay),
+                    Err(e) => {
+                        warn!(error = %e, "could not change visibility; the queue's visibility timeout applies");
+                        None
+                    }
+                };
+                warn!(?status, %reason, delay_s = delay.map(|d| d.as_secs_f64()), "delivery failed, will retry");
+                Outcome::Retrying { reason, delay }
+            }
+            Verdict::Permanent { reason, status } => self.give_up(message, reason, status).await,
+        }
+    }
+
+    async fn give_up(&self, message: &Message, reason: String, status: Option<u16>) -> Outcome {
+        match self.policy.after_permanent {
+            AfterPermanent::DeadLetter => {
+                let failure = Failure {
+                    reason: reason.clone(),
+                    status,
+                    attempts: message.receive_count,
+                };
+                match self.settle.dead_letter(message, &failure).await {
+                    Ok(()) => {
+                        warn!(?status, %reason, "permanent failure, moved to the dead-letter queue");
+                        Outcome::DeadLettered { reason }
+                    }
+                    Err(e) => {
+                        error!(?status, %reason, error = %e, "permanent failure, and writing to the dead-letter queue failed; left to the redrive policy");
+                        Outcome::Failed {
+                            reason: format!("{reason}; dead-lettering failed: {e}"),
+                        }
+                    }
+                }
+            }
+            AfterPermanent::Redrive => {
+                warn!(?status, %reason, "permanent failure, no dead-letter queue configured; left to the redrive policy");
+                Outcome::Failed { reason }
+            }
+            AfterPermanent::Drop => {
+                error!(?status, %reason, "permanent failure, message DROPPED (FAILURE_ACTION=drop)");
+                Outcome::Dropped { reason }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::{FakeQueue, ScriptedBackend, message};
+
+    fn policy() -> Policy {
+        Policy {
+            statuses: StatusPolicy::default(),
+            backoff: Backoff::default(),
+            max_in_flight: 10,
+            after_permanent: AfterPermanent::DeadLetter,
+            ordered: false,
+            attempt_budget: Duration::from_secs(11),
+        }
+    }
+
+    fn ok(status: u16) -> Attempt {
+        Attempt::Response {
+            status,
+            retry_after: None,
+        }
+    }
+
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(900)
+    }
+
+    #[tokio::test]
+    async fn one_bad_message_does_not_fail_its_neighbours() {
+        let backend = ScriptedBackend::answering(ok(200))
+            .with("m2", [ok(503)])
+            .with("m3", [ok(404)]);
+        let queue = FakeQueue::default();
+        let msgs = [
+            message("m1", None),
+            message("m2", None),
+            message("m3", None),
+            message("m4", None),
+        ];
+        let out = process(&msgs, &backend, &queue, &policy(), far(), None).await;
+
+        assert_eq!(out[0], Outcome::Delivered);
+        assert!(matches!(&out[1], Outcome::Retrying { delay: Some(_), .. }));
+        assert_eq!(
+            out[2],
+            Outcome::DeadLettered {
+                reason: "backend answered 404".into()
+            }
+        );
+        assert_eq!(out[3], Outcome::Delivered);
+        assert_eq!(queue.visibility_changes().len(), 1);
+        let dead = queue.dead_letters();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(
+            (dead[0].0.as_str(), dead[0].1.status, dead[0].1.attempts),
+            ("m3", Some(404), 1)
+        );
+        assert_eq!(
+            backend.calls().len(),
+            4,
+            "each message attempted exactly once"
+        );
+    }
+
+    #[tokio::test]
+    async fn retry_delay_follows_backoff_and_respects_retry_after() {
+        let backend = ScriptedBackend::answering(Attempt::Response {
+            status: 429,
+            retry_after: Some(Duration::from_secs(120)),
+        });
+        let queue = FakeQueue::default();
+        let mut m = message("m1", None);
+        m.receive_count = 3;
+        let out = process(&[m], &backend, &queue, &policy(), far(), None).await;
+        assert!(
+            matches!(&out[0], Outcome::Retrying { delay: Some(d), .. } if *d == Duration::from_secs(120))
+        );
+        assert_eq!(
+            queue.visibility_changes(),
+            [("m1".to_string(), Duration::from_secs(120))]
+        );
+
+        let backend = ScriptedBackend::answering(ok(500));
+        let queue = FakeQueue::default();
+        let mut m = message("m2", None);
+        m.receive_count = 3;
+        process(&[m], &backend, &queue, &policy(), far(), None).await;
+        let (_, delay) = queue.visibility_changes()[0].clone();
+        assert!(
+            delay <= Duration::from_secs(8),
+            "full jitter under base*2^(3-1): {delay:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_visibility_change_still_reports_the_message_for_retry() {
+        let backend = ScriptedBackend::answering(ok(500));
+        let queue = FakeQueue::default().failing_visibility();
+        let out = process(
+            &[message("m1", None)],
+            &backend,
+            &queue,
+            &policy(),
+            far(),
+            None,
+        )
+        .await;
+        assert!(matches!(&out[0], Outcome::Retrying { delay: None, .. }));
+        assert!(!out[0].is_handled());
+    }
+
+    #[tokio::test]
+    async fn permanent_failures_follow_the_failure_action() {
+        let backend = ScriptedBackend::answering(ok(400));
+        let msgs = [message("m1", None)];
+
+        let broken_dlq = FakeQueue::default().failing_dead_letters();
+        let out = process(&msgs, &backend, &broken_dlq, &policy(), far(), None).await;
+        assert!(
+            matches!(&out[0], Outcome::Failed { reason } if reason.contains("dead-lettering failed"))
+        );
+
+        let queue = FakeQueue::default();
+        let redrive = Policy {
+            after_permanent: AfterPermanent::Redrive,
+            ..policy()
+        };
+        let out = process(&msgs, &backend, &queue, &redrive, far(), None).await;
+        assert!(matches!(&out[0], Outcome::Failed { .. }));
+        assert!(queue.dead_letters().is_empty());
+
+        let drop = Policy {
+            after_permanent: AfterPermanent::Drop,
+            ..policy()
+        };
+        let out = process(&msgs, &backend, &queue, &drop, far(), None).await;
+        assert!(matches!(&out[0], Outcome::Dropped { .. }) && out[0].is_handled());
+        assert!(queue.dead_letters().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_panic_fails_only_its_own_message() {
+        let backend = ScriptedBackend::answering(ok(200)).panicking_on("m2");
+        let queue = FakeQueue::default();
+        let msgs = [
+            message("m1", None),
+            message("m2", None),
+            message("m3", None),
+        ];
+        let out = process(&msgs, &backend, &queue, &policy(), far(), None).await;
+        assert_eq!(out[0], Outcome::Delivered);
+        assert!(matches!(&out[1], Outcome::Failed { reason } if reason.contains("panicked")));
+        assert_eq!(out[2], Outcome::Delivered);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrency_is_bounded_by_max_in_flight() {
+        let backend = ScriptedBackend::answering(ok(200)).taking(Duration::from_millis(100));
+        let queue = FakeQueue::default();
+        let msgs: Vec<Message> = (0..25).map(|i| message(&format!("m{i}"), None)).collect();
+        let limited = Policy {
+            max_in_flight: 4,
+            ..policy()
+        };
+        let t0 = Instant::now();
+        let out = process(&msgs, &backend, &queue, &limited, far(), None).await;
+        assert!(out.iter().all(|o| *o == Outcome::Delivered));
+        assert_eq!(backend.peak_in_flight(), 4);
+        assert_eq!(
+            Instant::now() - t0,
+            Duration::from_millis(700),
+            "ceil(25/4) rounds of 100 ms"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nothing_starts_that_cannot_finish_before_the_deadline() {
+        let backend = ScriptedBackend::answering(ok(200)).taking(Duration::from_secs(4));
+        let queue = FakeQueue::default();
+        let msgs: Vec<Message> = (0..4).map(|i| message(&format!("m{i}"), None)).collect();
+        let sequential = Policy {
+            max_in_flight: 1,
+            attempt_budget: Duration::from_secs(5),
+            ..policy()
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let out = process(&msgs, &backend, &queue, &sequential, deadline, None).await;
+        // Starts at 0 s and 4 s fit (4+5 ≤ 10); the one at 8 s would end past the deadline.
+        assert_eq!(out[..2], [Outcome::Delivered, Outcome::Delivered]);
+        for o in &out[2..] {
+            assert_eq!(
+                *o,
+                Outcome::Deferred {
+                    reason: DEFERRED_DEADLINE
+                }
+            );
+            assert!(!o.is_handled());
+        }
+        assert_eq!(backend.calls().len(), 2);
+        assert!(Instant::now() <= deadline);
+    }
+
+    #[tokio::test]
+    async fn fifo_groups_stop_at_the_first_failure_and_keep_their_order() {
+        let backend = ScriptedBackend::answering(ok(200)).with("a2", [ok(503)]);
+        let queue = FakeQueue::default();
+        let msgs = [
+            message("a1", Some("A")),
+            message("b1", Some("B")),
+            message("a2", Some("A")),
+            message("b2", Some("B")),
+            message("a3", Some("A")),
+            message("b3", Some("B")),
+        ];
+        let fifo = Policy {
+            ordered: true,
+            ..policy()
+        };
+        let out = process(&msgs, &backend, &queue, &fifo, far(), None).await;
+        assert_eq!(out[0], Outcome::Delivered);
+        assert!(matches!(out[2], Outcome::Retrying { .. }));
+        assert_eq!(
+            out[4],
+            Outcome::Deferred {
+                reason: DEFERRED_GROUP
+            }
+        );
+        assert!(
+            [&out[1], &out[3], &out[5]]
+                .iter()
+                .all(|o| **o == Outcome::Delivered)
+        );
+
+        let calls = backend.calls();
+        assert!(
+            !calls.contains(&"a3".to_string()),
+            "a3 must not be delivered after a2 failed"
+        );
+        let order_of = |g: char| {
+            calls
+                .iter()
+                .filter(|c| c.starts_with(g))
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(order_of('a'), ["a1", "a2"]);
+        assert_eq!(order_of('b'), ["b1", "b2", "b3"]);
+    }
+
+    #[tokio::test]
+    async fn a_dead_lettered_fifo_message_does_not_block_its_group() {
+        let backend = ScriptedBackend::answering(ok(200)).with("a1", [ok(422)]);
+        let queue = FakeQueue::default();
+        let msgs = [message("a1", Some("A")), message("a2", Some("A"))];
+        let fifo = Policy {
+            ordered: true,
+            ..policy()
+        };
+        let out = process(&msgs, &backend, &queue, &fifo, far(), None).await;
+        assert!(matches!(out[0], Outcome::DeadLettered { .. }));
+        assert_eq!(out[1], Outcome::Delivered);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_pacer_spaces_delivery_starts() {
+        let backend = ScriptedBackend::answering(ok(200));
+        let queue = FakeQueue::default();
+        let msgs: Vec<Message> = (0..10).map(|i| message(&format!("m{i}"), None)).collect();
+        let pacer = Pacer::per_second(20);
+        let t0 = Instant::now();
+        process(&msgs, &backend, &queue, &policy(), far(), Some(&pacer)).await;
+        assert_eq!(
+            Instant::now() - t0,
+            Duration::from_millis(450),
+            "10 starts at 50 ms spacing"
+        );
+    }
+}

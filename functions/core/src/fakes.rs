@@ -1,0 +1,161 @@
+//! In-memory implementations of the capability traits, for tests of this crate and of the
+//! function crates (feature `fakes`).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::batch::{Backend, Failure, Message, QueueError, Settle};
+use crate::envelope::Envelope;
+use crate::retry::Attempt;
+
+/// A message with a JSON body and a full envelope, for tests.
+pub fn message(id: &str, group: Option<&str>) -> Message {
+    Message {
+        id: id.into(),
+        receipt_handle: format!("rh-{id}"),
+        body: format!(r#"{{"order":"{id}"}}"#),
+        envelope: Envelope {
+            content_type: "application/json".into(),
+            idempotency_key: format!("key-{id}"),
+            received_at_ms: Some(1_700_000_000_000),
+            request_id: None,
+            trace_header: None,
+        },
+        receive_count: 1,
+        group_id: group.map(str::to_owned),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A backend that answers from a per-message script, then with a default answer.
+#[derive(Debug)]
+pub struct ScriptedBackend {
+    default: Attempt,
+    script: Mutex<HashMap<String, VecDeque<Attempt>>>,
+    latency: Duration,
+    panic_on: Option<String>,
+    calls: Mutex<Vec<String>>,
+    in_flight: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl ScriptedBackend {
+    /// Answers every call with `default`.
+    pub fn answering(default: Attempt) -> Self {
+        Self {
+            default,
+            script: Mutex::default(),
+            latency: Duration::ZERO,
+            panic_on: None,
+            calls: Mutex::default(),
+            in_flight: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+        }
+    }
+
+    /// Answers calls for message `id` with `answers` first.
+    pub fn with(self, id: &str, answers: impl IntoIterator<Item = Attempt>) -> Self {
+        lock(&self.script).insert(id.into(), answers.into_iter().collect());
+        self
+    }
+
+    /// Every call takes `latency`.
+    pub fn taking(self, latency: Duration) -> Self {
+        Self { latency, ..self }
+    }
+
+    /// Panics when asked to deliver message `id`.
+    pub fn panicking_on(self, id: &str) -> Self {
+        Self {
+            panic_on: Some(id.into()),
+            ..self
+        }
+    }
+
+    /// Message ids in the order their deliveries started.
+    pub fn calls(&self) -> Vec<String> {
+        lock(&self.calls).clone()
+    }
+
+    /// The most deliveries that were in flight at once.
+    pub fn peak_in_flight(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
+    }
+}
+
+impl Backend for ScriptedBackend {
+    async fn deliver(&self, message: &Message) -> Attempt {
+        lock(&self.calls).push(message.id.clone());
+        if self.panic_on.as_deref() == Some(message.id.as_str()) {
+            panic!("scripted panic for {}", message.id);
+        }
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(self.latency).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let scripted = lock(&self.script)
+            .get_mut(&message.id)
+            .and_then(VecDeque::pop_front);
+        scripted.unwrap_or_else(|| self.default.clone())
+    }
+}
+
+/// Records what the forwarder did to the queue; can be told to fail.
+#[derive(Debug, Default)]
+pub struct FakeQueue {
+    fail_visibility: bool,
+    fail_dead_letters: bool,
+    visibility: Mutex<Vec<(String, Duration)>>,
+    dead: Mutex<Vec<(String, Failure)>>,
+}
+
+impl FakeQueue {
+    /// Every `retry_later` fails.
+    pub fn failing_visibility(self) -> Self {
+        Self {
+            fail_visibility: true,
+            ..self
+        }
+    }
+
+    /// Every `dead_letter` fails.
+    pub fn failing_dead_letters(self) -> Self {
+        Self {
+            fail_dead_letters: true,
+            ..self
+        }
+    }
+
+    /// `(message id, delay)` of every successful visibility change.
+    pub fn visibility_changes(&self) -> Vec<(String, Duration)> {
+        lock(&self.visibility).clone()
+    }
+
+    /// `(message id, failure)` of every successful dead-letter write.
+    pub fn dead_letters(&self) -> Vec<(String, Failure)> {
+        lock(&self.dead).clone()
+    }
+}
+
+impl Settle for FakeQueue {
+    async fn retry_later(&self, message: &Message, delay: Duration) -> Result<(), QueueError> {
+        if self.fail_visibility {
+            return Err(QueueError("visibility change refused".into()));
+        }
+        lock(&self.visibility).push((message.id.clone(), delay));
+        Ok(())
+    }
+
+    async fn dead_letter(&self, message: &Message, failure: &Failure) -> Result<(), QueueError> {
+        if self.fail_dead_letters {
+            return Err(QueueError("dead-letter queue unavailable".into()));
+        }
+        lock(&self.dead).push((message.id.clone(), failure.clone()));
+        Ok(())
+    }
+}

@@ -1,0 +1,492 @@
+//! Validation of an incoming order, before anything is stored.
+//!
+//! [`OrderRules::accept`] turns the parts of an HTTP request into the exact [`Order`] the store
+//! writes to SQS, or a [`Rejection`] that says which 4xx the caller gets and why.
+
+use serde_json::Value;
+
+use crate::envelope::{Envelope, sqs_allows, sqs_message_size};
+
+/// The largest message SQS accepts (1 MiB).
+pub const SQS_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// The message size limit of queues created with the classic default (256 KiB).
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// The message group used when neither the body nor the request names one.
+pub const DEFAULT_GROUP: &str = "default";
+
+/// Everything that decides whether an order is accepted.
+#[derive(Debug)]
+pub struct OrderRules {
+    /// Body plus attributes must fit in this many bytes (the queue's `MaximumMessageSize`).
+    pub max_message_bytes: usize,
+    /// Optional JSON Schema every order must satisfy.
+    pub schema: Option<jsonschema::Validator>,
+    /// Set for FIFO queues: how to pick the message group.
+    pub fifo: Option<GroupRule>,
+}
+
+/// How a FIFO message group is chosen: the value at `pointer` in the order if configured and
+/// present, else the `X-Message-Group-Id` header, else [`DEFAULT_GROUP`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupRule {
+    /// A JSON Pointer (RFC 6901) such as `/customerId`.
+    pub pointer: Option<String>,
+}
+
+/// The parts of a request the rules look at.
+#[derive(Debug, Clone, Default)]
+pub struct Incoming<'a> {
+    pub content_type: Option<&'a str>,
+    pub body: &'a [u8],
+    pub idempotency_key: Option<&'a str>,
+    pub group_id: Option<&'a str>,
+    pub request_id: Option<String>,
+    pub trace_header: Option<String>,
+    pub received_at_ms: u64,
+}
+
+/// An order ready to be written: the body byte-identical to the request's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    pub body: String,
+    pub envelope: Envelope,
+    /// Set for FIFO queues.
+    pub group_id: Option<String>,
+}
+
+/// One failed schema check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// JSON Pointer to the failing value (`""` is the whole order).
+    pub path: String,
+    pub message: String,
+}
+
+/// Why an order was refused. Every variant is the caller's mistake, so every status is a 4xx.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("Content-Type must be application/json (charset utf-8 if given), got {0:?}")]
+    UnsupportedMediaType(String),
+    #[error("header {name} is invalid: it must be 1 to 128 printable ASCII characters")]
+    InvalidHeader { name: &'static str },
+    #[error("request body is empty")]
+    EmptyBody,
+    #[error("request body is not valid UTF-8 (first bad byte at offset {0})")]
+    InvalidUtf8(usize),
+    #[error("order is {size} bytes including its metadata; the limit is {limit}")]
+    TooLarge { size: usize, limit: usize },
+    #[error("request body contains U+{code:04X} at byte {offset}, which SQS cannot store")]
+    UnstorableCharacter { code: u32, offset: usize },
+    #[error("request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("an order must be a JSON object, got {0}")]
+    NotAnObject(&'static str),
+    #[error("order does not match the schema ({} violation(s))", .0.len())]
+    SchemaViolation(Vec<Violation>),
+}
+
+impl Rejection {
+    /// The HTTP status for this rejection.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::UnsupportedMediaType(_) => 415,
+            Self::TooLarge { .. } => 413,
+            Self::SchemaViolation(_) => 422,
+            _ => 400,
+        }
+    }
+
+    /// A stable, machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::InvalidHeader { .. } => "invalid_header",
+            Self::EmptyBody => "empty_body",
+            Self::InvalidUtf8(_) => "invalid_utf8",
+            Self::TooLarge { .. } => "payload_too_large",
+            Self::UnstorableCharacter { .. } => "unstorable_character",
+            Self::MalformedJson(_) => "malformed_json",
+            Self::NotAnObject(_) => "not_an_object",
+            Self::SchemaViolation(_) => "schema_violation",
+        }
+    }
+
+    /// The failing paths, for schema violations.
+    pub fn violations(&self) -> &[Violation] {
+        match self {
+            Self::SchemaViolation(v) => v,
+            _ => &[],
+        }
+    }
+}
+
+impl OrderRules {
+    /// Checks `incoming` and builds the order to store. `new_key` is called only when the caller
+    /// sent no `Idempotency-Key`.
+    pub fn accept(
+        &self,
+        incoming: &Incoming<'_>,
+        new_key: impl FnOnce() -> String,
+    ) -> Result<Order, Rejection> {
+        check_content_type(incoming.content_type)?;
+        let client_key = incoming
+            .idempotency_key
+            .map(|k| header_token("Idempotency-Key", k))
+            .transpose()?;
+        let group_header = incoming
+            .group_id
+            .map(|g| header_token("X-Message-Group-Id", g))
+            .transpose()?;
+        if incoming.body.is_empty() {
+            return Err(Rejection::EmptyBody);
+        }
+        let body = std::str::from_utf8(incoming.body)
+            .map_err(|e| Rejection::InvalidUtf8(e.valid_up_to()))?;
+
+        let envelope = Envelope {
+            content_type: incoming.content_type.unwrap_or_default().to_owned(),
+            idempotency_key: client_key.map_or_else(new_key, str::to_owned),
+            received_at_ms: Some(incoming.received_at_ms),
+            request_id: incoming.request_id.clone(),
+            trace_header: incoming.trace_header.clone(),
+        };
+        let attributes = envelope.attributes();
+        let size = sqs_message_size(body, attributes.iter().map(|(k, v)| (*k, v.as_str())));
+        if size > self.max_message_bytes {
+            return Err(Rejection::TooLarge {
+                size,
+                limit: self.max_message_bytes,
+            });
+        }
+        if let Some((offset, c)) = body.char_indices().find(|(_, c)| !sqs_allows(*c)) {
+            return Err(Rejection::UnstorableCharacter {
+                code: c as u32,
+                offset,
+            });
+        }
+
+        let order: Value =
+            serde_json::from_str(body).map_err(|e| Rejection::MalformedJson(e.to_string()))?;
+        if !order.is_object() {
+            return Err(Rejection::NotAnObject(json_kind(&order)));
+        }
+        if let Some(schema) = &self.schema {
+            let violations: Vec<Violation> = schema
+                .iter_errors(&order)
+                .map(|e| Violation {
+                    path: e.instance_path().to_string(),
+                    message: e.to_string(),
+                })
+                .collect();
+            if !violations.is_empty() {
+                return Err(Rejection::SchemaViolation(violations));
+            }
+        }
+        let group_id = self
+            .fifo
+            .as_ref()
+            .map(|rule| rule.group_of(&order, group_header))
+            .transpose()?;
+
+        Ok(Order {
+            body: body.to_owned(),
+            envelope,
+            group_id,
+        })
+    }
+}
+
+impl GroupRule {
+    fn group_of(&self, order: &Value, header: Option<&str>) -> Result<String, Rejection> {
+        let from_body = self
+            .pointer
+            .as_deref()
+            .and_then(|p| order.pointer(p))
+            .and_then(|v| match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            });
+        match (from_body, &self.pointer) {
+            (Some(group), Some(pointer)) if !is_token(&group) => {
+                Err(Rejection::SchemaViolation(vec![Violation {
+                    path: pointer.clone(),
+                    message: "a message group id must be 1 to 128 printable ASCII characters"
+                        .into(),
+                }]))
+            }
+            (Some(group), _) => Ok(group),
+            (None, _) => Ok(header.unwrap_or(DEFAULT_GROUP).to_owned()),
+        }
+    }
+}
+
+fn check_content_type(content_type: Option<&str>) -> Result<(), Rejection> {
+    let raw = content_type.unwrap_or_default();
+    let mut parts = raw.split(';');
+    let essence = parts.next().unwrap_or_default().trim();
+    let charset_ok = parts.all(|param| match param.split_once('=') {
+        Some((name, value)) if name.trim().eq_ignore_ascii_case("charset") => {
+            value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+        }
+        _ => true,
+    });
+    if essence.eq_ignore_ascii_case("application/json") && charset_ok {
+        Ok(())
+    } else {
+        Err(Rejection::UnsupportedMediaType(raw.to_owned()))
+    }
+}
+
+/// SQS deduplication and group ids allow 1-128 alphanumeric or punctuation characters.
+fn is_token(value: &str) -> bool {
+    (1..=128).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_graphic())
+}
+
+fn header_token<'a>(name: &'static str, value: &'a str) -> Result<&'a str, Rejection> {
+    if is_token(value) {
+        Ok(value)
+    } else {
+        Err(Rejection::InvalidHeader { name })
+    }
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rules() -> OrderRules {
+        OrderRules {
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            schema: None,
+            fifo: None,
+        }
+    }
+
+    fn incoming(body: &[u8]) -> Incoming<'_> {
+        Incoming {
+            content_type: Some("application/json"),
+            body,
+            received_at_ms: 1_700_000_000_000,
+            ..Incoming::default()
+        }
+    }
+
+    fn reject(rules: &OrderRules, incoming: &Incoming<'_>) -> Rejection {
+        rules.accept(incoming, || "generated".into()).unwrap_err()
+    }
+
+    #[test]
+    fn a_valid_order_is_stored_byte_identical_with_its_metadata() {
+        let body = br#"{ "id" : 1,  "item":"caf\u00e9", "n": 12345678901234567890123 }"#;
+        let req = Incoming {
+            idempotency_key: Some("abc-123"),
+            request_id: Some("r1".into()),
+            trace_header: Some("Root=1-x".into()),
+            ..incoming(body)
+        };
+        let order = rules()
+            .accept(&req, || unreachable!("client sent a key"))
+            .unwrap();
+        assert_eq!(order.body.as_bytes(), body);
+        assert_eq!(order.envelope.idempotency_key, "abc-123");
+        assert_eq!(order.envelope.request_id.as_deref(), Some("r1"));
+        assert_eq!(order.envelope.received_at_ms, Some(1_700_000_000_000));
+        assert_eq!(order.group_id, None);
+    }
+
+    #[test]
+    fn a_key_is_generated_when_the_client_sends_none() {
+        let order = rules().accept(&incoming(b"{}"), || "gen-1".into()).unwrap();
+        assert_eq!(order.envelope.idempotency_key, "gen-1");
+    }
+
+    #[test]
+    fn content_types() {
+        for ok in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            "application/json;charset=\"UTF-8\"",
+        ] {
+            let req = Incoming {
+                content_type: Some(ok),
+                ..incoming(b"{}")
+            };
+            assert!(rules().accept(&req, String::new).is_ok(), "{ok}");
+        }
+        for bad in [
+            None,
+            Some("text/plain"),
+            Some("application/json; charset=latin1"),
+            Some(""),
+        ] {
+            let req = Incoming {
+                content_type: bad,
+                ..incoming(b"{}")
+            };
+            let r = reject(&rules(), &req);
+            assert_eq!(
+                (r.status(), r.code()),
+                (415, "unsupported_media_type"),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bodies_that_are_not_json_objects_are_400() {
+        let cases: [(&[u8], &str); 9] = [
+            (b"", "empty_body"),
+            (b"\xff\xfe{}", "invalid_utf8"),
+            (b"{\"a\":", "malformed_json"),
+            (b"{\"a\":1} trailing", "malformed_json"),
+            (b"[1,2]", "not_an_object"),
+            (b"\"order\"", "not_an_object"),
+            (b"null", "not_an_object"),
+            (b"42", "not_an_object"),
+            ("{\"a\":\"\u{FFFF}\"}".as_bytes(), "unstorable_character"),
+        ];
+        for (body, code) in cases {
+            let r = reject(&rules(), &incoming(body));
+            assert_eq!(
+                (r.status(), r.code()),
+                (400, code),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_rejected_not_overflowed() {
+        let body = format!("{{\"a\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(
+            reject(&rules(), &incoming(body.as_bytes())).code(),
+            "malformed_json"
+        );
+    }
+
+    #[test]
+    fn size_limit_counts_the_attributes() {
+        let limited = OrderRules {
+            max_message_bytes: 200,
+            ..rules()
+        };
+        let meta = sqs_message_size(
+            "",
+            [
+                ("ContentType", "application/json"),
+                ("IdempotencyKey", "generated"),
+                ("ReceivedAt", "1700000000000"),
+            ],
+        );
+        let fits = format!("{{\"p\":\"{}\"}}", "x".repeat(200 - meta - 8));
+        assert_eq!(fits.len() + meta, 200);
+        assert!(
+            limited
+                .accept(&incoming(fits.as_bytes()), || "generated".into())
+                .is_ok()
+        );
+        let over = format!("{{\"p\":\"{}\"}}", "x".repeat(200 - meta - 7));
+        let r = reject(&limited, &incoming(over.as_bytes()));
+        assert_eq!(
+            r,
+            Rejection::TooLarge {
+                size: 201,
+                limit: 200
+            }
+        );
+        assert_eq!(r.status(), 413);
+    }
+
+    #[test]
+    fn bad_headers_are_400() {
+        let long = "k".repeat(129);
+        for key in ["", "has space", "ünïcode", long.as_str()] {
+            let req = Incoming {
+                idempotency_key: Some(key),
+                ..incoming(b"{}")
+            };
+            assert_eq!(
+                reject(&rules(), &req),
+                Rejection::InvalidHeader {
+                    name: "Idempotency-Key"
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn schema_violations_are_422_with_paths() {
+        let schema = json!({
+            "type": "object",
+            "required": ["id", "items"],
+            "properties": {"id": {"type": "string"}, "items": {"type": "array", "minItems": 1}}
+        });
+        let strict = OrderRules {
+            schema: Some(jsonschema::validator_for(&schema).unwrap()),
+            ..rules()
+        };
+        let r = reject(&strict, &incoming(br#"{"id": 7, "items": []}"#));
+        assert_eq!(r.status(), 422);
+        let mut paths: Vec<&str> = r.violations().iter().map(|v| v.path.as_str()).collect();
+        paths.sort();
+        assert_eq!(paths, ["/id", "/items"]);
+        assert!(
+            strict
+                .accept(&incoming(br#"{"id":"a","items":[1]}"#), String::new)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn fifo_groups_come_from_the_pointer_then_the_header_then_the_default() {
+        let fifo = OrderRules {
+            fifo: Some(GroupRule {
+                pointer: Some("/customer/id".into()),
+            }),
+            ..rules()
+        };
+        let group = |body: &[u8], header| {
+            let req = Incoming {
+                group_id: header,
+                ..incoming(body)
+            };
+            fifo.accept(&req, String::new).map(|o| o.group_id)
+        };
+        assert_eq!(
+            group(br#"{"customer":{"id":"c-9"}}"#, Some("h")),
+            Ok(Some("c-9".into()))
+        );
+        assert_eq!(
+            group(br#"{"customer":{"id":42}}"#, None),
+            Ok(Some("42".into()))
+        );
+        assert_eq!(
+            group(br#"{"customer":{}}"#, Some("h")),
+            Ok(Some("h".into()))
+        );
+        assert_eq!(group(b"{}", None), Ok(Some(DEFAULT_GROUP.into())));
+        assert_eq!(
+            group(br#"{"customer":{"id":"has space"}}"#, None)
+                .unwrap_err()
+                .status(),
+            422
+        );
+    }
+}

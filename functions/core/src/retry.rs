@@ -1,0 +1,355 @@
+//! What a delivery attempt means and when to try again.
+//!
+//! The retry schedule is data ([`Backoff`], [`StatusPolicy`]) and the maths are small pure
+//! functions, so the forwarder only has to turn a [`Verdict`] into SQS calls.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime};
+
+/// The longest visibility timeout SQS accepts (12 hours).
+pub const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 60 * 60);
+
+/// A set of HTTP status codes, written as `408,425,429,500-599`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusSet(Vec<(u16, u16)>);
+
+impl StatusSet {
+    /// A set of inclusive ranges.
+    pub fn from_ranges(ranges: &[(u16, u16)]) -> Self {
+        Self(ranges.to_vec())
+    }
+
+    /// Whether `status` is in the set.
+    pub fn contains(&self, status: u16) -> bool {
+        self.0.iter().any(|&(lo, hi)| (lo..=hi).contains(&status))
+    }
+}
+
+impl FromStr for StatusSet {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let code = |t: &str| -> Result<u16, String> {
+            match t.trim().parse::<u16>() {
+                Ok(c) if (100..=599).contains(&c) => Ok(c),
+                _ => Err(format!("{t:?} is not an HTTP status code (100-599)")),
+            }
+        };
+        let ranges = s
+            .split(',')
+            .filter(|part| !part.trim().is_empty())
+            .map(|part| match part.split_once('-') {
+                Some((lo, hi)) => {
+                    let (lo, hi) = (code(lo)?, code(hi)?);
+                    if lo > hi {
+                        return Err(format!("range {lo}-{hi} is empty"));
+                    }
+                    Ok((lo, hi))
+                }
+                None => code(part).map(|c| (c, c)),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self(ranges))
+    }
+}
+
+impl fmt::Display for StatusSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (lo, hi)) in self.0.iter().enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            if lo == hi {
+                write!(f, "{sep}{lo}")?;
+            } else {
+                write!(f, "{sep}{lo}-{hi}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Which backend answers count as which kind of failure (the seed's "status codes that count as
+/// failure"). Any 2xx is success; a status in neither list (1xx, 3xx, ...) is retryable, because
+/// retrying until the redrive policy dead-letters a message is safer than giving up on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusPolicy {
+    /// Statuses worth another attempt; checked first.
+    pub retryable: StatusSet,
+    /// Statuses that can never succeed.
+    pub permanent: StatusSet,
+}
+
+impl Default for StatusPolicy {
+    fn default() -> Self {
+        Self {
+            retryable: StatusSet::from_ranges(&[(408, 408), (425, 425), (429, 429), (500, 599)]),
+            permanent: StatusSet::from_ranges(&[(400, 499)]),
+        }
+    }
+}
+
+/// How one call to the backend ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// The backend answered.
+    Response {
+        status: u16,
+        /// The `Retry-After` the backend asked for, already converted to a delay.
+        retry_after: Option<Duration>,
+    },
+    /// No answer within the request timeout.
+    Timeout,
+    /// The connection could not be made or broke (refused, reset, DNS, TLS).
+    Connection(String),
+    /// The request could not be built or sent for another reason.
+    Other(String),
+}
+
+/// What to do with a message after an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Delivered: acknowledge it.
+    Delivered,
+    /// Worth another attempt, not sooner than `not_before` when the backend said so.
+    Retry {
+        reason: String,
+        status: Option<u16>,
+        not_before: Option<Duration>,
+    },
+    /// Can never succeed: dead-letter it now.
+    Permanent { reason: String, status: Option<u16> },
+}
+
+impl StatusPolicy {
+    /// Classifies one attempt.
+    pub fn classify(&self, attempt: &Attempt) -> Verdict {
+        match attempt {
+            Attempt::Response { status, .. } if (200..=299).contains(status) => Verdict::Delivered,
+            Attempt::Response {
+                status,
+                retry_after,
+            } => {
+                let reason = format!("backend answered {status}");
+                if !self.retryable.contains(*status) && self.permanent.contains(*status) {
+                    Verdict::Permanent {
+                        reason,
+                        status: Some(*status),
+                    }
+                } else {
+                    Verdict::Retry {
+                        reason,
+                        status: Some(*status),
+                        not_before: *retry_after,
+                    }
+                }
+            }
+            Attempt::Timeout => {
+                retry_without_status("backend did not answer within the request timeout")
+            }
+            Attempt::Connection(e) => retry_without_status(&format!("connection failed: {e}")),
+            Attempt::Other(e) => retry_without_status(&format!("request failed: {e}")),
+        }
+    }
+}
+
+fn retry_without_status(reason: &str) -> Verdict {
+    Verdict::Retry {
+        reason: reason.to_owned(),
+        status: None,
+        not_before: None,
+    }
+}
+
+/// Exponential backoff with full jitter, in the message's receive count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// The ceiling of the first retry's delay.
+    pub base: Duration,
+    /// No delay is longer than this (nor than [`MAX_VISIBILITY`]).
+    pub cap: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_secs(2),
+            cap: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+impl Backoff {
+    /// The ceiling for the retry after the `receive_count`-th receive: `base * 2^(n-1)`, capped.
+    pub fn ceiling(&self, receive_count: u32) -> Duration {
+        let exponent = receive_count.saturating_sub(1).min(31);
+        self.base
+            .saturating_mul(1u32 << exponent)
+            .min(self.cap)
+            .min(MAX_VISIBILITY)
+    }
+
+    /// The delay before the next attempt: a uniform draw `unit` ∈ [0, 1] of the ceiling ("full
+    /// jitter"), but never shorter than what the backend asked for with `Retry-After`.
+    pub fn delay(&self, receive_count: u32, unit: f64, not_before: Option<Duration>) -> Duration {
+        let jittered = self.ceiling(receive_count).mul_f64(unit.clamp(0.0, 1.0));
+        jittered
+            .max(not_before.unwrap_or_default())
+            .min(MAX_VISIBILITY)
+    }
+}
+
+/// Parses a `Retry-After` header value: delay-seconds or an HTTP-date, relative to `now`.
+/// A date in the past means "now"; anything unparseable is ignored.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: u16) -> Attempt {
+        Attempt::Response {
+            status,
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn default_policy_classifies_like_the_issue_says() {
+        let p = StatusPolicy::default();
+        for s in [200, 201, 202, 204, 299] {
+            assert_eq!(p.classify(&response(s)), Verdict::Delivered, "{s}");
+        }
+        for s in [408, 425, 429, 500, 502, 503, 504, 599, 301, 302, 304, 100] {
+            assert!(
+                matches!(p.classify(&response(s)), Verdict::Retry { .. }),
+                "{s}"
+            );
+        }
+        for s in [400, 401, 403, 404, 409, 410, 413, 422, 499] {
+            assert!(
+                matches!(p.classify(&response(s)), Verdict::Permanent { .. }),
+                "{s}"
+            );
+        }
+        for a in [
+            Attempt::Timeout,
+            Attempt::Connection("reset".into()),
+            Attempt::Other("x".into()),
+        ] {
+            assert!(matches!(
+                p.classify(&a),
+                Verdict::Retry { status: None, .. }
+            ));
+        }
+    }
+
+    #[test]
+    fn overridden_lists_change_the_verdict() {
+        // The seed's example: 500 and 400 count as failures; here 404 is retryable, 500 final.
+        let p = StatusPolicy {
+            retryable: "404".parse().unwrap(),
+            permanent: "400-599".parse().unwrap(),
+        };
+        assert!(matches!(p.classify(&response(404)), Verdict::Retry { .. }));
+        assert!(matches!(
+            p.classify(&response(500)),
+            Verdict::Permanent { .. }
+        ));
+    }
+
+    #[test]
+    fn retry_after_is_carried_into_the_verdict() {
+        let p = StatusPolicy::default();
+        let v = p.classify(&Attempt::Response {
+            status: 429,
+            retry_after: Some(Duration::from_secs(7)),
+        });
+        assert_eq!(
+            v,
+            Verdict::Retry {
+                reason: "backend answered 429".into(),
+                status: Some(429),
+                not_before: Some(Duration::from_secs(7)),
+            }
+        );
+    }
+
+    #[test]
+    fn status_sets_parse_and_print() {
+        let s: StatusSet = " 408, 425,429 ,500-599".parse().unwrap();
+        assert_eq!(s.to_string(), "408,425,429,500-599");
+        assert!(s.contains(550) && !s.contains(400));
+        for bad in ["5xx", "99", "600", "500-400", "abc-def"] {
+            assert!(bad.parse::<StatusSet>().is_err(), "{bad}");
+        }
+        assert!(!"".parse::<StatusSet>().unwrap().contains(500));
+    }
+
+    #[test]
+    fn backoff_grows_exponentially_and_is_capped() {
+        let b = Backoff {
+            base: Duration::from_secs(2),
+            cap: Duration::from_secs(60),
+        };
+        let ceilings: Vec<u64> = (1..=7).map(|n| b.ceiling(n).as_secs()).collect();
+        assert_eq!(ceilings, [2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(b.ceiling(0), Duration::from_secs(2));
+        assert_eq!(b.ceiling(u32::MAX), Duration::from_secs(60));
+        let huge = Backoff {
+            base: Duration::from_secs(3600),
+            cap: Duration::from_secs(100 * 3600),
+        };
+        assert_eq!(huge.ceiling(40), MAX_VISIBILITY);
+    }
+
+    #[test]
+    fn full_jitter_spans_zero_to_the_ceiling() {
+        let b = Backoff::default();
+        assert_eq!(b.delay(3, 0.0, None), Duration::ZERO);
+        assert_eq!(b.delay(3, 1.0, None), Duration::from_secs(8));
+        assert_eq!(b.delay(3, 0.5, None), Duration::from_secs(4));
+        assert_eq!(
+            b.delay(3, 7.0, None),
+            Duration::from_secs(8),
+            "unit is clamped"
+        );
+    }
+
+    #[test]
+    fn retry_after_is_a_floor_but_visibility_stays_within_the_sqs_limit() {
+        let b = Backoff::default();
+        let floor = Some(Duration::from_secs(30));
+        assert_eq!(b.delay(1, 1.0, floor), Duration::from_secs(30));
+        assert_eq!(
+            b.delay(1, 0.0, Some(Duration::from_secs(1 << 20))),
+            MAX_VISIBILITY
+        );
+    }
+
+    #[test]
+    fn retry_after_parses_seconds_and_http_dates() {
+        let now = httpdate::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
+        assert_eq!(
+            parse_retry_after(" 120 ", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:29:30 GMT", now),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date in the past means now"
+        );
+        assert_eq!(parse_retry_after("-5", now), None);
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+}
