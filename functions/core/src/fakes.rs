@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::batch::{Backend, Failure, Message, QueueError, Settle};
 use crate::envelope::Envelope;
+use crate::order::{Order, Storage, StorageError};
 use crate::retry::Attempt;
 
 /// A message with a JSON body and a full envelope, for tests.
@@ -157,5 +158,44 @@ impl Settle for FakeQueue {
         }
         lock(&self.dead).push((message.id.clone(), failure.clone()));
         Ok(())
+    }
+}
+
+/// Storage that either keeps orders in memory, numbering them `<prefix>-1`, ..., or is down.
+#[derive(Debug, Default)]
+pub struct FakeStorage {
+    prefix: Option<String>,
+    orders: Mutex<Vec<Order>>,
+}
+
+impl FakeStorage {
+    /// Accepts every order.
+    pub fn up(prefix: &str) -> Self {
+        Self {
+            prefix: Some(prefix.into()),
+            orders: Mutex::default(),
+        }
+    }
+
+    /// Refuses every order.
+    pub fn down() -> Self {
+        Self::default()
+    }
+
+    /// What was stored, in order.
+    pub fn stored(&self) -> Vec<Order> {
+        lock(&self.orders).clone()
+    }
+}
+
+impl Storage for FakeStorage {
+    async fn store(&self, order: &Order) -> Result<String, StorageError> {
+        let prefix = self
+            .prefix
+            .as_ref()
+            .ok_or_else(|| StorageError("storage is down".into()))?;
+        let mut orders = lock(&self.orders);
+        orders.push(order.clone());
+        Ok(format!("{prefix}-{}", orders.len()))
     }
 }

@@ -3,7 +3,10 @@
 //! [`OrderRules::accept`] turns the parts of an HTTP request into the exact [`Order`] the store
 //! writes to SQS, or a [`Rejection`] that says which 4xx the caller gets and why.
 
+use std::future::Future;
+
 use serde_json::Value;
+use tracing::warn;
 
 use crate::envelope::{Envelope, sqs_allows, sqs_message_size};
 
@@ -13,13 +16,18 @@ pub const SQS_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 /// The message size limit of queues created with the classic default (256 KiB).
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 256 * 1024;
 
+/// Bytes of every message kept free for the attributes a dead letter gets on top of the order's
+/// own (failure kind, status, reason, attempts), so a stored order always fits its dead letter too.
+pub const DEAD_LETTER_RESERVE: usize = 512;
+
 /// The message group used when neither the body nor the request names one.
 pub const DEFAULT_GROUP: &str = "default";
 
 /// Everything that decides whether an order is accepted.
 #[derive(Debug)]
 pub struct OrderRules {
-    /// Body plus attributes must fit in this many bytes (the queue's `MaximumMessageSize`).
+    /// Body, attributes and [`DEAD_LETTER_RESERVE`] must fit in this many bytes (the queue's
+    /// `MaximumMessageSize`).
     pub max_message_bytes: usize,
     /// Optional JSON Schema every order must satisfy.
     pub schema: Option<jsonschema::Validator>,
@@ -75,7 +83,9 @@ pub enum Rejection {
     EmptyBody,
     #[error("request body is not valid UTF-8 (first bad byte at offset {0})")]
     InvalidUtf8(usize),
-    #[error("order is {size} bytes including its metadata; the limit is {limit}")]
+    #[error(
+        "order is {size} bytes including its metadata and the dead-letter reserve; the limit is {limit}"
+    )]
     TooLarge { size: usize, limit: usize },
     #[error("request body contains U+{code:04X} at byte {offset}, which SQS cannot store")]
     UnstorableCharacter { code: u32, offset: usize },
@@ -153,7 +163,8 @@ impl OrderRules {
             trace_header: incoming.trace_header.clone(),
         };
         let attributes = envelope.attributes();
-        let size = sqs_message_size(body, attributes.iter().map(|(k, v)| (*k, v.as_str())));
+        let size = sqs_message_size(body, attributes.iter().map(|(k, v)| (*k, v.as_str())))
+            + DEAD_LETTER_RESERVE;
         if size > self.max_message_bytes {
             return Err(Rejection::TooLarge {
                 size,
@@ -196,6 +207,51 @@ impl OrderRules {
             group_id,
         })
     }
+}
+
+/// Durable storage for orders: a `202` may be answered only after [`Storage::store`] succeeded.
+pub trait Storage: Sync {
+    /// Stores `order` and returns the id the storage gave it.
+    fn store(&self, order: &Order) -> impl Future<Output = Result<String, StorageError>> + Send;
+}
+
+/// The storage did not acknowledge the write (after its own retries).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct StorageError(pub String);
+
+/// Where an order ended up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub message_id: String,
+    /// True when the primary failed and the failover storage took the order.
+    pub failover: bool,
+}
+
+/// Stores `order` in `primary`, or in `failover` when the primary fails (the seed's failover
+/// store). The error is the last storage's.
+pub async fn store_with_failover<P: Storage, F: Storage>(
+    order: &Order,
+    primary: &P,
+    failover: Option<&F>,
+) -> Result<Stored, StorageError> {
+    let primary_error = match primary.store(order).await {
+        Ok(message_id) => {
+            return Ok(Stored {
+                message_id,
+                failover: false,
+            });
+        }
+        Err(e) => e,
+    };
+    let Some(failover) = failover else {
+        return Err(primary_error);
+    };
+    warn!(error = %primary_error, "primary queue failed, storing in the failover queue");
+    failover.store(order).await.map(|message_id| Stored {
+        message_id,
+        failover: true,
+    })
 }
 
 impl GroupRule {
@@ -309,6 +365,43 @@ mod tests {
         assert_eq!(order.group_id, None);
     }
 
+    #[tokio::test]
+    async fn failover_storage_takes_the_order_only_when_the_primary_fails() {
+        use crate::fakes::FakeStorage;
+        let order = rules().accept(&incoming(b"{}"), || "k".into()).unwrap();
+        let (up, down, backup) = (
+            FakeStorage::up("p"),
+            FakeStorage::down(),
+            FakeStorage::up("f"),
+        );
+
+        let stored = store_with_failover(&order, &up, Some(&backup))
+            .await
+            .unwrap();
+        assert_eq!(
+            (stored.message_id.as_str(), stored.failover),
+            ("p-1", false)
+        );
+        assert!(backup.stored().is_empty());
+
+        let stored = store_with_failover(&order, &down, Some(&backup))
+            .await
+            .unwrap();
+        assert_eq!((stored.message_id.as_str(), stored.failover), ("f-1", true));
+        assert_eq!(backup.stored(), [order.clone()]);
+
+        assert!(
+            store_with_failover(&order, &down, Some(&FakeStorage::down()))
+                .await
+                .is_err()
+        );
+        assert!(
+            store_with_failover(&order, &down, None::<&FakeStorage>)
+                .await
+                .is_err()
+        );
+    }
+
     #[test]
     fn a_key_is_generated_when_the_client_sends_none() {
         let order = rules().accept(&incoming(b"{}"), || "gen-1".into()).unwrap();
@@ -382,9 +475,10 @@ mod tests {
     }
 
     #[test]
-    fn size_limit_counts_the_attributes() {
+    fn size_limit_counts_the_attributes_and_the_dead_letter_reserve() {
+        let limit = 200 + DEAD_LETTER_RESERVE;
         let limited = OrderRules {
-            max_message_bytes: 200,
+            max_message_bytes: limit,
             ..rules()
         };
         let meta = sqs_message_size(
@@ -395,20 +489,17 @@ mod tests {
                 ("ReceivedAt", "1700000000000"),
             ],
         );
-        let fits = format!("{{\"p\":\"{}\"}}", "x".repeat(200 - meta - 8));
-        assert_eq!(fits.len() + meta, 200);
-        assert!(
-            limited
-                .accept(&incoming(fits.as_bytes()), || "generated".into())
-                .is_ok()
-        );
-        let over = format!("{{\"p\":\"{}\"}}", "x".repeat(200 - meta - 7));
+        let body = |len: usize| format!("{{\"p\":\"{}\"}}", "x".repeat(len - 8));
+        let fits = body(200 - meta);
+        let accepted = limited.accept(&incoming(fits.as_bytes()), || "generated".into());
+        assert!(accepted.is_ok());
+        let over = body(200 - meta + 1);
         let r = reject(&limited, &incoming(over.as_bytes()));
         assert_eq!(
             r,
             Rejection::TooLarge {
-                size: 201,
-                limit: 200
+                size: limit + 1,
+                limit
             }
         );
         assert_eq!(r.status(), 413);
