@@ -23,6 +23,9 @@ pub const DEAD_LETTER_RESERVE: usize = 512;
 /// The message group used when neither the body nor the request names one.
 pub const DEFAULT_GROUP: &str = "default";
 
+/// A compiled JSON Schema.
+pub type Schema = jsonschema::Validator;
+
 /// Everything that decides whether an order is accepted.
 #[derive(Debug)]
 pub struct OrderRules {
@@ -30,7 +33,7 @@ pub struct OrderRules {
     /// `MaximumMessageSize`).
     pub max_message_bytes: usize,
     /// Optional JSON Schema every order must satisfy.
-    pub schema: Option<jsonschema::Validator>,
+    pub schema: Option<Schema>,
     /// Set for FIFO queues: how to pick the message group.
     pub fifo: Option<GroupRule>,
 }
@@ -133,6 +136,11 @@ impl Rejection {
 }
 
 impl OrderRules {
+    /// Compiles a JSON Schema for [`OrderRules::schema`].
+    pub fn compile_schema(schema: &Value) -> Result<Schema, String> {
+        jsonschema::validator_for(schema).map_err(|e| e.to_string())
+    }
+
     /// Checks `incoming` and builds the order to store. `new_key` is called only when the caller
     /// sent no `Idempotency-Key`.
     pub fn accept(

@@ -1,0 +1,30 @@
+//! The `store` function: `POST /orders/new-order` → validated → SQS → `202 Accepted`.
+
+mod config;
+mod handler;
+
+pub use config::Config;
+pub use handler::{App, handle};
+
+use lambda_http::{Error, Request, service_fn};
+use storeforward_sqs::SqsQueue;
+
+/// Builds the SQS client once and serves requests until the runtime stops.
+pub async fn run(config: Config) -> Result<(), Error> {
+    let client = config.sqs.client().await;
+    let app = App {
+        primary: SqsQueue::new(client.clone(), &config.queue_url),
+        failover: config
+            .failover_queue_url
+            .as_ref()
+            .map(|url| SqsQueue::new(client.clone(), url)),
+        rules: config.rules,
+        order_path: config.order_path,
+        retry_after_secs: config.retry_after_secs,
+    };
+    let app = &app;
+    lambda_http::run(service_fn(move |req: Request| async move {
+        Ok::<_, std::convert::Infallible>(handle(app, req).await)
+    }))
+    .await
+}
