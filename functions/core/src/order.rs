@@ -396,7 +396,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((stored.message_id.as_str(), stored.failover), ("f-1", true));
-        assert_eq!(backup.stored(), [order.clone()]);
+        assert_eq!(backup.stored(), std::slice::from_ref(&order));
 
         assert!(
             store_with_failover(&order, &down, Some(&FakeStorage::down()))
