@@ -121,6 +121,43 @@ impl Outcome {
     }
 }
 
+/// Counts of outcomes, for logs and the scheduled poll's answer.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tally {
+    pub received: usize,
+    pub delivered: usize,
+    pub dead_lettered: usize,
+    pub dropped: usize,
+    pub retrying: usize,
+    pub deferred: usize,
+    pub failed: usize,
+}
+
+impl Tally {
+    /// Counts one more message with `outcome`.
+    pub fn add(&mut self, outcome: &Outcome) {
+        self.received += 1;
+        let counter = match outcome {
+            Outcome::Delivered => &mut self.delivered,
+            Outcome::DeadLettered { .. } => &mut self.dead_lettered,
+            Outcome::Dropped { .. } => &mut self.dropped,
+            Outcome::Retrying { .. } => &mut self.retrying,
+            Outcome::Deferred { .. } => &mut self.deferred,
+            Outcome::Failed { .. } => &mut self.failed,
+        };
+        *counter += 1;
+    }
+}
+
+impl<'a> FromIterator<&'a Outcome> for Tally {
+    fn from_iter<I: IntoIterator<Item = &'a Outcome>>(outcomes: I) -> Self {
+        let mut tally = Self::default();
+        outcomes.into_iter().for_each(|o| tally.add(o));
+        tally
+    }
+}
+
 const DEFERRED_DEADLINE: &str = "not enough time left before the function's deadline";
 const DEFERRED_GROUP: &str = "an earlier message of its FIFO group was not delivered";
 

@@ -1,0 +1,158 @@
+//! The reqwest adapter: one delivery attempt to the backend, signed when configured.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, Mac};
+use reqwest::Method;
+use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use sha2::Sha256;
+use storeforward_core::batch::{Backend, Message};
+use storeforward_core::retry::{Attempt, parse_retry_after};
+
+/// At most this much of a response body is read (to keep the connection reusable); the rest is
+/// dropped with the connection.
+const MAX_RESPONSE_DRAIN: usize = 64 * 1024;
+
+/// Where and how to deliver.
+#[derive(Debug, Clone)]
+pub struct BackendSettings {
+    /// `BACKEND_URL`.
+    pub url: reqwest::Url,
+    /// `BACKEND_METHOD` (default `POST`).
+    pub method: Method,
+    /// `REQUEST_TIMEOUT_MS`: the whole request, connect to last response byte read.
+    pub request_timeout: Duration,
+    /// `CONNECT_TIMEOUT_MS`.
+    pub connect_timeout: Duration,
+    /// `SIGNING_SECRET`, decoded.
+    pub signer: Option<Signer>,
+}
+
+/// Signs deliveries per the Standard Webhooks specification.
+#[derive(Clone)]
+pub struct Signer {
+    mac: Hmac<Sha256>,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Signer(<redacted>)")
+    }
+}
+
+impl Signer {
+    /// A secret as Standard Webhooks writes it: base64, optionally prefixed with `whsec_`.
+    pub fn from_secret(secret: &str) -> Result<Self, String> {
+        let encoded = secret.trim().trim_start_matches("whsec_");
+        let key = STANDARD.decode(encoded).map_err(|e| {
+            format!("the secret must be base64, optionally prefixed with whsec_ ({e})")
+        })?;
+        if key.len() < 16 {
+            return Err("the secret must decode to at least 16 bytes".into());
+        }
+        let mac = Hmac::new_from_slice(&key).map_err(|e| e.to_string())?;
+        Ok(Self { mac })
+    }
+
+    /// `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`.
+    pub fn signature(&self, id: &str, timestamp: u64, body: &str) -> String {
+        let mut mac = self.mac.clone();
+        mac.update(format!("{id}.{timestamp}.").as_bytes());
+        mac.update(body.as_bytes());
+        format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+    }
+}
+
+/// Delivers over HTTP with a pooled client; redirects are not followed.
+#[derive(Debug, Clone)]
+pub struct HttpBackend {
+    client: reqwest::Client,
+    settings: BackendSettings,
+}
+
+impl HttpBackend {
+    pub fn new(settings: &BackendSettings) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .timeout(settings.request_timeout)
+            .connect_timeout(settings.connect_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!(
+                "storeforward-forwarder/",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .build()?;
+        Ok(Self {
+            client,
+            settings: settings.clone(),
+        })
+    }
+
+    fn request(&self, message: &Message) -> reqwest::RequestBuilder {
+        let envelope = &message.envelope;
+        let mut request = self
+            .client
+            .request(self.settings.method.clone(), self.settings.url.clone())
+            .header(CONTENT_TYPE, &envelope.content_type)
+            .header("idempotency-key", &envelope.idempotency_key)
+            .body(message.body.clone());
+        if let Some(trace) = &envelope.trace_header {
+            request = request.header("x-amzn-trace-id", trace);
+        }
+        if let Some(signer) = &self.settings.signer {
+            let timestamp = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            request = request
+                .header("webhook-id", &envelope.idempotency_key)
+                .header("webhook-timestamp", timestamp)
+                .header(
+                    "webhook-signature",
+                    signer.signature(&envelope.idempotency_key, timestamp, &message.body),
+                );
+        }
+        request
+    }
+}
+
+impl Backend for HttpBackend {
+    async fn deliver(&self, message: &Message) -> Attempt {
+        let mut response = match self.request(message).send().await {
+            Ok(response) => response,
+            Err(e) if e.is_timeout() => return Attempt::Timeout,
+            Err(e) if e.is_connect() => return Attempt::Connection(error_chain(&e)),
+            Err(e) => return Attempt::Other(error_chain(&e)),
+        };
+        let attempt = Attempt::Response {
+            status: response.status().as_u16(),
+            retry_after: response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, SystemTime::now())),
+        };
+        // The status decides; reading (a bounded part of) the body only lets the pool reuse the
+        // connection, so a body that fails to arrive changes nothing.
+        let mut drained = 0;
+        while drained < MAX_RESPONSE_DRAIN {
+            match response.chunk().await {
+                Ok(Some(chunk)) => drained += chunk.len(),
+                _ => break,
+            }
+        }
+        attempt
+    }
+}
+
+/// The error with its causes, which reqwest keeps out of its `Display`.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,244 @@
+//! The forwarder's configuration, read once at cold start.
+
+use std::time::Duration;
+
+use reqwest::{Method, Url};
+use storeforward_core::batch::{AfterPermanent, Policy};
+use storeforward_core::config::{ConfigError, Env};
+use storeforward_core::retry::{Backoff, StatusPolicy};
+use storeforward_sqs::ClientSettings;
+
+use crate::backend::{BackendSettings, Signer};
+
+/// Everything the forwarder needs; see the README for each variable.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub backend: BackendSettings,
+    /// `QUEUE_URL`: the queue the event source mapping reads, and the scheduled poll drains.
+    pub queue_url: String,
+    /// `FAILOVER_QUEUE_URL`: drained by the scheduled poll after the primary.
+    pub failover_queue_url: Option<String>,
+    /// `DLQ_URL`: where permanent failures go at once.
+    pub dlq_url: Option<String>,
+    /// `RETRYABLE_STATUSES`, `PERMANENT_STATUSES`.
+    pub statuses: StatusPolicy,
+    /// `BACKOFF_BASE_MS`, `BACKOFF_CAP_MS`.
+    pub backoff: Backoff,
+    /// `MAX_IN_FLIGHT`.
+    pub max_in_flight: usize,
+    /// `FAILURE_ACTION`: `dead-letter` (default) or `drop`.
+    pub drop_permanent_failures: bool,
+    /// `DEADLINE_MARGIN_MS`: kept free before the function's deadline, on top of a request.
+    pub deadline_margin: Duration,
+    pub poll: PollSettings,
+    pub sqs: ClientSettings,
+}
+
+/// The scheduled trigger's polling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollSettings {
+    /// `POLL_WAIT_SECONDS`: long-poll wait per receive; an empty receive ends a queue's drain.
+    pub wait: Duration,
+    /// `POLL_MAX_MESSAGES`: stop after this many messages per invocation (unset: no cap).
+    pub max_messages: Option<usize>,
+    /// `MAX_RPS`: deliveries started per second at most (unset: no limit).
+    pub max_rps: Option<u32>,
+}
+
+impl Config {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let backend_url = env.required("BACKEND_URL")?;
+        let url = Url::parse(&backend_url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    "BACKEND_URL",
+                    &backend_url,
+                    "expected an http:// or https:// URL",
+                )
+            })?;
+        let signer = env
+            .optional("SIGNING_SECRET")
+            .map(|secret| {
+                Signer::from_secret(&secret)
+                    .map_err(|e| ConfigError::invalid("SIGNING_SECRET", "<redacted>", e))
+            })
+            .transpose()?;
+        let backoff = Backoff {
+            base: env.millis("BACKOFF_BASE_MS", Backoff::default().base)?,
+            cap: env.millis("BACKOFF_CAP_MS", Backoff::default().cap)?,
+        };
+        if backoff.base.is_zero() || backoff.cap < backoff.base {
+            return Err(ConfigError::invalid(
+                "BACKOFF_CAP_MS",
+                &backoff.cap.as_millis().to_string(),
+                "BACKOFF_BASE_MS must be > 0 and BACKOFF_CAP_MS ≥ BACKOFF_BASE_MS",
+            ));
+        }
+        let defaults = StatusPolicy::default();
+        Ok(Self {
+            backend: BackendSettings {
+                url,
+                method: env.parsed_with("BACKEND_METHOD", Method::POST, |m| {
+                    match m.trim().to_ascii_uppercase().as_str() {
+                        "POST" => Ok(Method::POST),
+                        "PUT" => Ok(Method::PUT),
+                        "PATCH" => Ok(Method::PATCH),
+                        _ => Err("expected POST, PUT or PATCH"),
+                    }
+                })?,
+                request_timeout: positive(env, "REQUEST_TIMEOUT_MS", Duration::from_secs(10))?,
+                connect_timeout: positive(env, "CONNECT_TIMEOUT_MS", Duration::from_secs(3))?,
+                signer,
+            },
+            queue_url: env.required("QUEUE_URL")?,
+            failover_queue_url: env.optional("FAILOVER_QUEUE_URL"),
+            dlq_url: env.optional("DLQ_URL"),
+            statuses: StatusPolicy {
+                retryable: env.parsed("RETRYABLE_STATUSES", defaults.retryable)?,
+                permanent: env.parsed("PERMANENT_STATUSES", defaults.permanent)?,
+            },
+            backoff,
+            max_in_flight: env.bounded("MAX_IN_FLIGHT", 10, 1..=1000)?,
+            drop_permanent_failures: env.parsed_with("FAILURE_ACTION", false, |a| {
+                match a.trim() {
+                    "dead-letter" => Ok(false),
+                    "drop" => Ok(true),
+                    _ => Err("expected dead-letter or drop"),
+                }
+            })?,
+            deadline_margin: env.millis("DEADLINE_MARGIN_MS", Duration::from_secs(1))?,
+            poll: PollSettings {
+                wait: Duration::from_secs(env.bounded("POLL_WAIT_SECONDS", 1, 0..=20)?),
+                max_messages: env.parsed_with("POLL_MAX_MESSAGES", None, |n| {
+                    match n.trim().parse::<usize>() {
+                        Ok(n) if n > 0 => Ok(Some(n)),
+                        _ => Err("expected a positive whole number"),
+                    }
+                })?,
+                max_rps: env.parsed_with("MAX_RPS", None, |n| match n.trim().parse::<u32>() {
+                    Ok(n) if (1..=10_000).contains(&n) => Ok(Some(n)),
+                    _ => Err("expected a whole number from 1 to 10000"),
+                })?,
+            },
+            sqs: ClientSettings::from_env(env)?,
+        })
+    }
+
+    /// The batch policy; the handler sets `ordered` per source queue.
+    pub fn policy(&self) -> Policy {
+        Policy {
+            statuses: self.statuses.clone(),
+            backoff: self.backoff,
+            max_in_flight: self.max_in_flight,
+            after_permanent: match (self.drop_permanent_failures, &self.dlq_url) {
+                (true, _) => AfterPermanent::Drop,
+                (false, Some(_)) => AfterPermanent::DeadLetter,
+                (false, None) => AfterPermanent::Redrive,
+            },
+            ordered: false,
+            attempt_budget: self.backend.request_timeout + self.deadline_margin,
+        }
+    }
+}
+
+fn positive<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    name: &'static str,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let value = env.millis(name, default)?;
+    if value.is_zero() {
+        return Err(ConfigError::invalid(name, "0", "must be greater than 0"));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut all: Vec<(String, String)> = vec![
+            (
+                "BACKEND_URL".into(),
+                "http://127.0.0.1:9090/sales/save-order".into(),
+            ),
+            (
+                "QUEUE_URL".into(),
+                "http://127.0.0.1:4566/queue/eu-west-1/000000000000/orders".into(),
+            ),
+        ];
+        all.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Config::from_env(&Env::new(move |name: &str| {
+            all.iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }))
+    }
+
+    #[test]
+    fn defaults() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.backend.method, Method::POST);
+        assert_eq!(c.backend.request_timeout, Duration::from_secs(10));
+        assert_eq!(c.max_in_flight, 10);
+        assert_eq!(
+            c.poll,
+            PollSettings {
+                wait: Duration::from_secs(1),
+                max_messages: None,
+                max_rps: None
+            }
+        );
+        let p = c.policy();
+        assert_eq!(
+            p.after_permanent,
+            AfterPermanent::Redrive,
+            "no DLQ_URL: the redrive policy dead-letters"
+        );
+        assert!(!p.ordered);
+        assert_eq!(p.attempt_budget, Duration::from_secs(11));
+        assert_eq!(p.statuses, StatusPolicy::default());
+    }
+
+    #[test]
+    fn failure_action_shapes_the_policy() {
+        let c = config(&[("DLQ_URL", "http://q/dlq")]).unwrap();
+        assert_eq!(c.policy().after_permanent, AfterPermanent::DeadLetter);
+        let c = config(&[("DLQ_URL", "http://q/dlq"), ("FAILURE_ACTION", "drop")]).unwrap();
+        assert_eq!(c.policy().after_permanent, AfterPermanent::Drop);
+    }
+
+    #[test]
+    fn required_and_invalid_values_fail_start_up_with_the_variable_named() {
+        let missing = Config::from_env(&Env::new(|_: &str| None)).unwrap_err();
+        assert_eq!(missing, ConfigError::Missing("BACKEND_URL"));
+        for (name, value) in [
+            ("BACKEND_URL", "ftp://backend"),
+            ("BACKEND_URL", "not a url"),
+            ("BACKEND_METHOD", "GET"),
+            ("REQUEST_TIMEOUT_MS", "0"),
+            ("MAX_IN_FLIGHT", "0"),
+            ("RETRYABLE_STATUSES", "5xx"),
+            ("FAILURE_ACTION", "deactivate"),
+            ("POLL_WAIT_SECONDS", "21"),
+            ("POLL_MAX_MESSAGES", "0"),
+            ("MAX_RPS", "0"),
+            ("SIGNING_SECRET", "not base64!"),
+        ] {
+            let err = config(&[(name, value)]).unwrap_err();
+            assert!(err.to_string().contains(name), "{name}={value}: {err}");
+        }
+        let err = config(&[("BACKOFF_BASE_MS", "5000"), ("BACKOFF_CAP_MS", "1000")]).unwrap_err();
+        assert!(err.to_string().contains("BACKOFF"), "{err}");
+    }
+
+    #[test]
+    fn the_signing_secret_is_never_echoed() {
+        let err = config(&[("SIGNING_SECRET", "whsec_c2hvcnQ=")]).unwrap_err();
+        assert!(!err.to_string().contains("c2hvcnQ"), "{err}");
+    }
+}

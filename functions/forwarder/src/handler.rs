@@ -1,0 +1,242 @@
+//! Lambda events ⇄ domain: SQS batches (partial batch failures) and scheduled polls.
+
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime};
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
+use lambda_runtime::{Context, Error, LambdaEvent};
+use serde_json::Value;
+use storeforward_core::batch::{Backend, Message, Outcome, Policy, Tally, process};
+use storeforward_core::envelope::Envelope;
+use storeforward_core::pacer::Pacer;
+use storeforward_sqs::{SqsSource, is_fifo};
+use tokio::time::Instant;
+use tracing::{error, info, warn};
+
+use crate::config::PollSettings;
+
+/// The forwarder's dependencies, built once at cold start.
+#[derive(Debug)]
+pub struct Forwarder<B> {
+    pub backend: B,
+    /// The primary queue (with the dead-letter queue it writes to).
+    pub primary: SqsSource,
+    pub failover_url: Option<String>,
+    pub policy: Policy,
+    pub poll: PollSettings,
+}
+
+impl<B: Backend> Forwarder<B> {
+    /// Handles an SQS event (answering `batchItemFailures`) or a scheduled event (polling the
+    /// queues and answering a [`Tally`]).
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {
+        let deadline = deadline_of(&event.context);
+        let mut payload = event.payload;
+        if let Some(records) = payload.get_mut("Records") {
+            let response = self.on_sqs_event(records.take(), deadline).await?;
+            return Ok(serde_json::to_value(response)?);
+        }
+        if is_poll_trigger(&payload) {
+            return Ok(serde_json::to_value(self.poll(deadline).await)?);
+        }
+        Err(
+            "unsupported event: expected an SQS event (Records) or an EventBridge scheduled event"
+                .into(),
+        )
+    }
+
+    /// Delivers one event source mapping batch. Only messages that are not finished with are
+    /// reported, so SQS deletes the rest; a record that cannot even be identified fails the
+    /// whole invocation, since reporting nothing for it would delete it unseen.
+    async fn on_sqs_event(
+        &self,
+        records: Value,
+        deadline: Instant,
+    ) -> Result<SqsBatchResponse, Error> {
+        let Value::Array(records) = records else {
+            return Err("Records is not an array".into());
+        };
+        let mut failed: Vec<String> = Vec::new();
+        let mut seen = HashSet::new();
+        let mut batches: Vec<(SqsSource, Vec<Message>)> = Vec::new();
+        for record in records {
+            let Some(id) = record
+                .get("messageId")
+                .and_then(Value::as_str)
+                .filter(|id| !id.is_empty())
+            else {
+                error!(
+                    "SQS record without a messageId; failing the whole batch so that nothing is lost"
+                );
+                return Err("SQS record without a messageId".into());
+            };
+            let id = id.to_owned();
+            if !seen.insert(id.clone()) {
+                warn!(message_id = %id, "record repeated within the batch; handled once");
+                continue;
+            }
+            match to_message(record) {
+                Ok((arn, message)) => {
+                    let source = self.source_of(arn.as_deref());
+                    match batches.iter_mut().find(|(s, _)| s.url() == source.url()) {
+                        Some((_, messages)) => messages.push(message),
+                        None => batches.push((source, vec![message])),
+                    }
+                }
+                Err(reason) => {
+                    error!(message_id = %id, %reason, "malformed SQS record; reported as failed");
+                    failed.push(id);
+                }
+            }
+        }
+        for (source, messages) in &batches {
+            let outcomes = process(
+                messages,
+                &self.backend,
+                source,
+                &self.policy_for(source),
+                deadline,
+                None,
+            )
+            .await;
+            let tally: Tally = outcomes.iter().collect();
+            info!(queue = source.url(), ?tally, "batch done");
+            failed.extend(unfinished(messages, &outcomes).map(|m| m.id.clone()));
+        }
+        let mut response = SqsBatchResponse::default();
+        response.batch_item_failures = failed
+            .into_iter()
+            .map(|id| {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                failure
+            })
+            .collect();
+        Ok(response)
+    }
+
+    /// Drains the primary queue, then the failover queue, until each is empty, the time budget
+    /// is spent, or `POLL_MAX_MESSAGES` were received.
+    async fn poll(&self, deadline: Instant) -> Tally {
+        let pacer = self.poll.max_rps.map(Pacer::per_second);
+        let failover = self
+            .failover_url
+            .as_ref()
+            .map(|url| self.primary.for_queue(url));
+        let mut tally = Tally::default();
+        for source in std::iter::once(&self.primary).chain(failover.as_ref()) {
+            let policy = self.policy_for(source);
+            loop {
+                let room = self
+                    .poll
+                    .max_messages
+                    .map_or(10, |cap| cap.saturating_sub(tally.received).min(10));
+                if room == 0 || Instant::now() + self.poll.wait + policy.attempt_budget > deadline {
+                    break;
+                }
+                let messages = match source.receive(room as i32, self.poll.wait).await {
+                    Ok(messages) if messages.is_empty() => break,
+                    Ok(messages) => messages,
+                    Err(e) => {
+                        error!(queue = source.url(), error = %e, "receive failed; ending this poll");
+                        break;
+                    }
+                };
+                let outcomes = process(
+                    &messages,
+                    &self.backend,
+                    source,
+                    &policy,
+                    deadline,
+                    pacer.as_ref(),
+                )
+                .await;
+                let done: Vec<&str> = messages
+                    .iter()
+                    .zip(&outcomes)
+                    .filter(|(_, o)| o.is_handled())
+                    .map(|(m, _)| m.receipt_handle.as_str())
+                    .collect();
+                source.delete(&done).await;
+                outcomes.iter().for_each(|o| tally.add(o));
+            }
+        }
+        info!(?tally, "poll done");
+        tally
+    }
+
+    fn policy_for(&self, source: &SqsSource) -> Policy {
+        Policy {
+            ordered: is_fifo(source.url()),
+            ..self.policy.clone()
+        }
+    }
+
+    /// The queue a record came from, by the name in its `eventSourceARN`.
+    fn source_of(&self, arn: Option<&str>) -> SqsSource {
+        let name = arn.and_then(|a| a.rsplit(':').next());
+        let named = |url: &str| name.is_some_and(|n| url.rsplit('/').next() == Some(n));
+        match &self.failover_url {
+            Some(url) if named(url) => self.primary.for_queue(url),
+            _ => {
+                if !named(self.primary.url()) {
+                    warn!(
+                        ?arn,
+                        "record from a queue that is neither QUEUE_URL nor FAILOVER_QUEUE_URL; settling against QUEUE_URL"
+                    );
+                }
+                self.primary.clone()
+            }
+        }
+    }
+}
+
+fn unfinished<'a>(
+    messages: &'a [Message],
+    outcomes: &'a [Outcome],
+) -> impl Iterator<Item = &'a Message> {
+    messages
+        .iter()
+        .zip(outcomes)
+        .filter(|(_, o)| !o.is_handled())
+        .map(|(m, _)| m)
+}
+
+/// A scheduled EventBridge event, or an empty object from a manual `aws lambda invoke`.
+fn is_poll_trigger(payload: &Value) -> bool {
+    payload.get("detail-type").is_some() || payload.as_object().is_some_and(|o| o.is_empty())
+}
+
+fn deadline_of(context: &Context) -> Instant {
+    let left = context
+        .deadline()
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    Instant::now() + left
+}
+
+/// One raw record as a domain message, with its `eventSourceARN`.
+fn to_message(record: Value) -> Result<(Option<String>, Message), String> {
+    let record: SqsMessage =
+        serde_json::from_value(record).map_err(|e| format!("not an SQS record: {e}"))?;
+    let id = record.message_id.unwrap_or_default();
+    let receipt_handle = record.receipt_handle.ok_or("record has no receiptHandle")?;
+    let body = record.body.ok_or("record has no body")?;
+    let attributes = &record.message_attributes;
+    let envelope =
+        Envelope::from_attributes(|name| attributes.get(name)?.string_value.as_deref(), &id);
+    let receive_count = record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1);
+    let message = Message {
+        group_id: record.attributes.get("MessageGroupId").cloned(),
+        id,
+        receipt_handle,
+        body,
+        envelope,
+        receive_count,
+    };
+    Ok((record.event_source_arn, message))
+}

@@ -1,0 +1,31 @@
+//! The `forwarder` function: SQS event source mapping batches, or a scheduled poll of the queue,
+//! delivered to the backend over HTTP.
+
+mod backend;
+mod config;
+mod handler;
+
+pub use backend::{BackendSettings, HttpBackend, Signer};
+pub use config::{Config, PollSettings};
+pub use handler::Forwarder;
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::Value;
+use storeforward_sqs::SqsSource;
+
+/// Builds the HTTP and SQS clients once and serves events until the runtime stops.
+pub async fn run(config: Config) -> Result<(), Error> {
+    let client = config.sqs.client().await;
+    let forwarder = Forwarder {
+        backend: HttpBackend::new(&config.backend)?,
+        primary: SqsSource::new(client, &config.queue_url, config.dlq_url.clone()),
+        failover_url: config.failover_queue_url.clone(),
+        policy: config.policy(),
+        poll: config.poll.clone(),
+    };
+    let forwarder = &forwarder;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        forwarder.handle(event).await
+    }))
+    .await
+}

@@ -1,0 +1,184 @@
+//! The reqwest adapter against a real HTTP server on 127.0.0.1.
+
+#![allow(clippy::unwrap_used)] // test helpers may panic
+
+mod support;
+
+use std::time::Duration;
+
+use forwarder::{BackendSettings, HttpBackend, Signer};
+use reqwest::Method;
+use storeforward_core::batch::Backend;
+use storeforward_core::fakes::message;
+use storeforward_core::retry::Attempt;
+use support::{Receiver, Reply};
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn settings(url: &str) -> BackendSettings {
+    BackendSettings {
+        url: url.parse().unwrap(),
+        method: Method::POST,
+        request_timeout: Duration::from_millis(500),
+        connect_timeout: Duration::from_millis(500),
+        signer: None,
+    }
+}
+
+async fn deliver(settings: &BackendSettings) -> Attempt {
+    HttpBackend::new(settings)
+        .unwrap()
+        .deliver(&message("m1", None))
+        .await
+}
+
+#[tokio::test]
+async fn delivers_the_body_byte_identical_with_its_headers() {
+    let rx = Receiver::start().await;
+    let backend = HttpBackend::new(&settings(&rx.url("/sales/save-order"))).unwrap();
+    let mut m = message("m1", None);
+    m.body =
+        "{\r\n \"note\": \"caf\u{e9} \\u00e9\", \"big\": 123456789012345678901234567890 }".into();
+    m.envelope.content_type = "application/json; charset=utf-8".into();
+    m.envelope.trace_header = Some("Root=1-abc".into());
+
+    let attempt = backend.deliver(&m).await;
+    assert_eq!(
+        attempt,
+        Attempt::Response {
+            status: 200,
+            retry_after: None
+        }
+    );
+    let got = &rx.received()[0];
+    assert_eq!(got.method, Method::POST);
+    assert_eq!(got.body.as_ref(), m.body.as_bytes());
+    assert_eq!(
+        got.headers["content-type"],
+        "application/json; charset=utf-8"
+    );
+    assert_eq!(got.headers["idempotency-key"], "key-m1");
+    assert_eq!(got.headers["x-amzn-trace-id"], "Root=1-abc");
+    assert!(
+        got.headers.get("webhook-signature").is_none(),
+        "unsigned without a secret"
+    );
+}
+
+#[tokio::test]
+async fn statuses_and_retry_after_are_reported_as_seen() {
+    let rx = Receiver::start().await;
+    rx.script([
+        Reply::Status(503),
+        Reply::RetryAfter(429, "17".into()),
+        Reply::RetryAfter(503, "Wed, 21 Oct 2015 07:28:00 GMT".into()),
+        Reply::Status(404),
+    ]);
+    let s = settings(&rx.url("/"));
+    assert_eq!(
+        deliver(&s).await,
+        Attempt::Response {
+            status: 503,
+            retry_after: None
+        }
+    );
+    assert_eq!(
+        deliver(&s).await,
+        Attempt::Response {
+            status: 429,
+            retry_after: Some(Duration::from_secs(17))
+        }
+    );
+    assert_eq!(
+        deliver(&s).await,
+        Attempt::Response {
+            status: 503,
+            retry_after: Some(Duration::ZERO)
+        },
+        "an HTTP-date in the past means no wait"
+    );
+    assert_eq!(
+        deliver(&s).await,
+        Attempt::Response {
+            status: 404,
+            retry_after: None
+        }
+    );
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let rx = Receiver::start().await;
+    rx.script([Reply::Redirect(rx.url("/elsewhere"))]);
+    let attempt = deliver(&settings(&rx.url("/sales/save-order"))).await;
+    assert_eq!(
+        attempt,
+        Attempt::Response {
+            status: 302,
+            retry_after: None
+        }
+    );
+    assert_eq!(
+        rx.received().len(),
+        1,
+        "the redirect target was never called"
+    );
+}
+
+#[tokio::test]
+async fn a_hanging_backend_is_cut_at_the_request_timeout() {
+    let rx = Receiver::start().await;
+    rx.script([Reply::Hang(Duration::from_secs(30))]);
+    let started = std::time::Instant::now();
+    let attempt = deliver(&settings(&rx.url("/"))).await;
+    assert_eq!(attempt, Attempt::Timeout);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_closed_port_is_a_connection_failure() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let attempt = deliver(&settings(&format!("http://127.0.0.1:{port}/"))).await;
+    assert!(matches!(attempt, Attempt::Connection(_)), "{attempt:?}");
+}
+
+#[tokio::test]
+async fn signatures_verify_with_an_independent_standard_webhooks_implementation() {
+    let rx = Receiver::start().await;
+    let mut s = settings(&rx.url("/"));
+    s.signer = Some(Signer::from_secret(SECRET).unwrap());
+    s.method = Method::PUT;
+    assert!(matches!(
+        deliver(&s).await,
+        Attempt::Response { status: 200, .. }
+    ));
+
+    let got = &rx.received()[0];
+    assert_eq!(got.method, Method::PUT);
+    assert_eq!(got.headers["webhook-id"], "key-m1");
+    let verifier = standardwebhooks::Webhook::new(SECRET).unwrap();
+    verifier
+        .verify(&got.body, &got.headers)
+        .expect("signature verifies");
+
+    let mut tampered = got.body.to_vec();
+    tampered.push(b' ');
+    assert!(
+        verifier.verify(&tampered, &got.headers).is_err(),
+        "a changed body must not verify"
+    );
+}
+
+#[test]
+fn secrets_must_be_base64_of_a_useful_length() {
+    assert!(Signer::from_secret(SECRET).is_ok());
+    assert!(Signer::from_secret(SECRET.trim_start_matches("whsec_")).is_ok());
+    assert!(Signer::from_secret("whsec_%%%").is_err());
+    assert!(Signer::from_secret("whsec_c2hvcnQ=").is_err());
+}
