@@ -14,7 +14,7 @@ use forwarder::{BackendSettings, Forwarder, HttpBackend, PollSettings};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use storeforward_core::batch::{AfterPermanent, Policy};
-use storeforward_core::retry::{Backoff, StatusPolicy};
+use storeforward_core::fakes::policy;
 use storeforward_sqs::SqsSource;
 
 const BACKEND_LATENCY: Duration = Duration::from_millis(100);
@@ -52,17 +52,22 @@ fn forwarder(url: &str, max_in_flight: usize) -> Forwarder<HttpBackend> {
     .unwrap();
     Forwarder {
         backend,
-        primary: SqsSource::new(sqs, "http://127.0.0.1:4566/queue/eu-west-1/000000000000/orders", None),
+        primary: SqsSource::new(
+            sqs,
+            "http://127.0.0.1:4566/queue/eu-west-1/000000000000/orders",
+            None,
+        ),
         failover_url: None,
         policy: Policy {
-            statuses: StatusPolicy::default(),
-            backoff: Backoff::default(),
             max_in_flight,
             after_permanent: AfterPermanent::Redrive,
-            ordered: false,
-            attempt_budget: Duration::from_secs(11),
+            ..policy()
         },
-        poll: PollSettings { wait: Duration::ZERO, max_messages: None, max_rps: None },
+        poll: PollSettings {
+            wait: Duration::ZERO,
+            max_messages: None,
+            max_rps: None,
+        },
     }
 }
 
@@ -101,8 +106,13 @@ fn batch_of_ten(c: &mut Criterion) {
     let url = rt.block_on(slow_backend());
     let payload = sqs_event(BATCH);
     let mut group = c.benchmark_group("forwarder_batch_10_backend_100ms");
-    group.sample_size(10).measurement_time(Duration::from_secs(15));
-    for (name, max_in_flight) in [("concurrent_max_in_flight_10", 10), ("sequential_max_in_flight_1", 1)] {
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(15));
+    for (name, max_in_flight) in [
+        ("concurrent_max_in_flight_10", 10),
+        ("sequential_max_in_flight_1", 1),
+    ] {
         let fw = forwarder(&url, max_in_flight);
         group.bench_function(name, |b| {
             b.to_async(&rt).iter(|| async {

@@ -34,7 +34,10 @@ fn init_time(bin: &PathBuf) -> std::io::Result<Option<Duration>> {
             ("AWS_REGION", "eu-west-1"),
             ("AWS_ACCESS_KEY_ID", "test"),
             ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("QUEUE_URL", "http://127.0.0.1:4566/queue/eu-west-1/000000000000/orders"),
+            (
+                "QUEUE_URL",
+                "http://127.0.0.1:4566/queue/eu-west-1/000000000000/orders",
+            ),
             ("BACKEND_URL", "http://127.0.0.1:9/sales/save-order"),
         ])
         .stdout(Stdio::null())
@@ -59,7 +62,10 @@ fn main() -> std::io::Result<()> {
     for name in ["store", "forwarder"] {
         let bin = binary(name);
         if !bin.exists() {
-            eprintln!("{} is missing: run `cargo build --release --bins` first", bin.display());
+            eprintln!(
+                "{} is missing: run `cargo build --release --bins` first",
+                bin.display()
+            );
             std::process::exit(2);
         }
         let mut times = Vec::with_capacity(RUNS);

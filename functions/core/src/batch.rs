@@ -335,18 +335,7 @@ impl<B: Backend, S: Settle> Ctx<'_, B, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fakes::{FakeQueue, ScriptedBackend, message};
-
-    fn policy() -> Policy {
-        Policy {
-            statuses: StatusPolicy::default(),
-            backoff: Backoff::default(),
-            max_in_flight: 10,
-            after_permanent: AfterPermanent::DeadLetter,
-            ordered: false,
-            attempt_budget: Duration::from_secs(11),
-        }
-    }
+    use crate::fakes::{FakeQueue, ScriptedBackend, message, policy};
 
     fn ok(status: u16) -> Attempt {
         Attempt::Response {

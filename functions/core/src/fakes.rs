@@ -6,10 +6,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::batch::{Backend, Failure, Message, QueueError, Settle};
+use crate::batch::{AfterPermanent, Backend, Failure, Message, Policy, QueueError, Settle};
 use crate::envelope::Envelope;
 use crate::order::{Order, Storage, StorageError};
-use crate::retry::Attempt;
+use crate::retry::{Attempt, Backoff, StatusPolicy};
 
 /// A message with a JSON body and a full envelope, for tests.
 pub fn message(id: &str, group: Option<&str>) -> Message {
@@ -26,6 +26,18 @@ pub fn message(id: &str, group: Option<&str>) -> Message {
         },
         receive_count: 1,
         group_id: group.map(str::to_owned),
+    }
+}
+
+/// The default policy with a dead-letter queue: 10 in flight, unordered, an 11 s attempt budget.
+pub fn policy() -> Policy {
+    Policy {
+        statuses: StatusPolicy::default(),
+        backoff: Backoff::default(),
+        max_in_flight: 10,
+        after_permanent: AfterPermanent::DeadLetter,
+        ordered: false,
+        attempt_budget: Duration::from_secs(11),
     }
 }
 

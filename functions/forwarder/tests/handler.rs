@@ -16,9 +16,9 @@ use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use forwarder::{Forwarder, PollSettings};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
-use storeforward_core::batch::{AfterPermanent, Policy};
-use storeforward_core::fakes::ScriptedBackend;
-use storeforward_core::retry::{Attempt, Backoff, StatusPolicy};
+use storeforward_core::batch::Policy;
+use storeforward_core::fakes::{ScriptedBackend, policy};
+use storeforward_core::retry::Attempt;
 use storeforward_sqs::SqsSource;
 
 const SQS_EVENT: &str = include_str!("fixtures/sqs-event.json");
@@ -35,24 +35,16 @@ fn status(s: u16) -> Attempt {
     }
 }
 
-fn policy() -> Policy {
-    Policy {
-        statuses: StatusPolicy::default(),
-        backoff: Backoff::default(),
-        max_in_flight: 10,
-        after_permanent: AfterPermanent::DeadLetter,
-        ordered: false,
-        attempt_budget: Duration::from_secs(2),
-    }
-}
-
 fn forwarder(backend: ScriptedBackend, rules: &[&Rule], queue: &str) -> Forwarder<ScriptedBackend> {
     let client: Client = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, rules);
     Forwarder {
         backend,
         primary: SqsSource::new(client, queue, Some(DLQ.into())),
         failover_url: Some(FAILOVER.into()),
-        policy: policy(),
+        policy: Policy {
+            attempt_budget: Duration::from_secs(2),
+            ..policy()
+        },
         poll: PollSettings {
             wait: Duration::ZERO,
             max_messages: None,
