@@ -31,6 +31,8 @@ impl<B: Backend> Forwarder<B> {
     /// queues and answering a [`Tally`]).
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {
         let deadline = deadline_of(&event.context);
+        let time_left_ms = (deadline - Instant::now()).as_millis() as u64;
+        info!(time_left_ms, "invocation");
         let mut payload = event.payload;
         if let Some(records) = payload.get_mut("Records") {
             let response = self.on_sqs_event(records.take(), deadline).await?;
@@ -207,11 +209,19 @@ fn is_poll_trigger(payload: &Value) -> bool {
     payload.get("detail-type").is_some() || payload.as_object().is_some_and(|o| o.is_empty())
 }
 
+/// Lambda sends the deadline as epoch milliseconds. Some emulators (`cargo lambda watch`) send
+/// the time left instead; no real deadline predates 2001 (10^12 ms), so smaller values are read
+/// as relative.
 fn deadline_of(context: &Context) -> Instant {
-    let left = context
-        .deadline()
-        .duration_since(SystemTime::now())
-        .unwrap_or(Duration::ZERO);
+    const EPOCH_MS_2001: u64 = 1_000_000_000_000;
+    let left = if context.deadline < EPOCH_MS_2001 {
+        Duration::from_millis(context.deadline)
+    } else {
+        context
+            .deadline()
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
+    };
     Instant::now() + left
 }
 

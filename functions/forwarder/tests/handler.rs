@@ -326,3 +326,20 @@ async fn other_events_are_refused() {
     let err = fw.handle(event).await.unwrap_err();
     assert!(err.to_string().contains("unsupported event"), "{err}");
 }
+
+#[tokio::test]
+async fn an_emulator_deadline_given_as_time_left_is_honoured() {
+    // `cargo lambda watch` sends Lambda-Runtime-Deadline-Ms: 600000 (time left, not epoch ms).
+    let fw = forwarder(ScriptedBackend::answering(status(200)), &[], QUEUE);
+    let mut ctx = Context::default();
+    ctx.deadline = 600_000;
+    let response = fw
+        .handle(LambdaEvent::new(
+            json!({ "Records": [record("m1", ARN, None)] }),
+            ctx,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(failures(&response), Vec::<String>::new());
+    assert_eq!(fw.backend.calls(), ["m1"]);
+}
