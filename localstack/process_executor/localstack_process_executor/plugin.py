@@ -1,0 +1,15 @@
+"""Entry point ``process`` in LocalStack's ``localstack.lambda.runtime_executor`` plugin namespace."""
+
+from localstack.services.lambda_.invocation.plugins import RuntimeExecutorPlugin
+
+
+class ProcessRuntimeExecutorPlugin(RuntimeExecutorPlugin):
+    name = "process"
+
+    def load(self, *args, **kwargs):
+        from localstack_process_executor.executor import ProcessRuntimeExecutor
+        from localstack_process_executor.patches import keep_sqs_bodies_byte_identical
+
+        keep_sqs_bodies_byte_identical()
+
+        return ProcessRuntimeExecutor
