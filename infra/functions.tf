@@ -1,0 +1,158 @@
+locals {
+  store_function_name     = "${var.name_prefix}-store"
+  forwarder_function_name = "${var.name_prefix}-forwarder"
+
+  # The SDK client settings both functions read.
+  sqs_client_environment = {
+    SQS_MAX_ATTEMPTS = var.sqs_max_attempts == null ? null : tostring(var.sqs_max_attempts)
+    SQS_RETRY_MODE   = var.sqs_retry_mode
+    SQS_TIMEOUT_MS   = var.sqs_timeout_ms == null ? null : tostring(var.sqs_timeout_ms)
+  }
+
+  # Queue URLs are known only after apply, so the optional settings are filtered on their own:
+  # unset (null) ones are left out and keep the code's defaults.
+  store_environment = merge(
+    {
+      QUEUE_URL         = aws_sqs_queue.orders.url
+      ORDER_PATH        = local.order_path
+      MAX_MESSAGE_BYTES = tostring(var.max_message_size)
+    },
+    var.enable_failover_queue ? { FAILOVER_QUEUE_URL = aws_sqs_queue.failover[0].url } : {},
+    { for name, value in merge(local.sqs_client_environment, {
+      ORDER_SCHEMA          = var.order_schema
+      MESSAGE_GROUP_POINTER = var.message_group_pointer
+      RETRY_AFTER_SECONDS   = var.retry_after_seconds == null ? null : tostring(var.retry_after_seconds)
+    }) : name => value if value != null },
+    var.store_environment,
+  )
+
+  forwarder_environment = merge(
+    {
+      BACKEND_URL        = var.backend_url
+      BACKEND_METHOD     = var.backend_method
+      QUEUE_URL          = aws_sqs_queue.orders.url
+      DLQ_URL            = aws_sqs_queue.dlq.url
+      REQUEST_TIMEOUT_MS = tostring(var.request_timeout_ms)
+      MAX_IN_FLIGHT      = tostring(var.max_in_flight)
+      BACKOFF_BASE_MS    = tostring(var.backoff_base_ms)
+      BACKOFF_CAP_MS     = tostring(var.backoff_cap_ms)
+      FAILURE_ACTION     = var.failure_action
+    },
+    var.enable_failover_queue ? { FAILOVER_QUEUE_URL = aws_sqs_queue.failover[0].url } : {},
+    { for name, value in merge(local.sqs_client_environment, {
+      CONNECT_TIMEOUT_MS = var.connect_timeout_ms == null ? null : tostring(var.connect_timeout_ms)
+      DEADLINE_MARGIN_MS = var.deadline_margin_ms == null ? null : tostring(var.deadline_margin_ms)
+      RETRYABLE_STATUSES = var.retryable_statuses
+      PERMANENT_STATUSES = var.permanent_statuses
+      POLL_WAIT_SECONDS  = var.poll_wait_seconds == null ? null : tostring(var.poll_wait_seconds)
+      POLL_MAX_MESSAGES  = var.poll_max_messages == null ? null : tostring(var.poll_max_messages)
+      MAX_RPS            = var.max_rps == null ? null : tostring(var.max_rps)
+    }) : name => value if value != null },
+    # Kept apart so that only this value, not the whole environment, is sensitive in plans.
+    nonsensitive(var.signing_secret != null) ? { SIGNING_SECRET = var.signing_secret } : {},
+    var.forwarder_environment,
+  )
+
+  # The forwarder starts no delivery unless REQUEST_TIMEOUT_MS + DEADLINE_MARGIN_MS remain.
+  forwarder_min_timeout_ms = var.request_timeout_ms + coalesce(var.deadline_margin_ms, 1000)
+}
+
+################################################################################
+# Store function
+################################################################################
+
+resource "aws_lambda_function" "store" {
+  function_name = local.store_function_name
+  description   = "Accepts POST ${local.order_path} and stores the order in SQS before answering 202"
+  role          = aws_iam_role.store.arn
+
+  filename         = var.store_package
+  source_code_hash = filebase64sha256(var.store_package)
+  runtime          = "provided.al2023"
+  handler          = "bootstrap"
+  architectures    = [var.architecture]
+  memory_size      = var.store_memory_size
+  timeout          = var.store_timeout
+
+  environment {
+    variables = local.store_environment
+  }
+
+  logging_config {
+    log_format            = "JSON"
+    log_group             = aws_cloudwatch_log_group.store.name
+    application_log_level = var.log_level
+  }
+
+  depends_on = [
+    aws_cloudwatch_log_group.store,
+    aws_iam_role_policy.store,
+  ]
+
+  lifecycle {
+    precondition {
+      condition     = fileexists(var.store_package)
+      error_message = "store_package ${var.store_package} does not exist: build it first (`make build`, or `cargo lambda build --release --arm64 --output-format zip`)."
+    }
+
+    precondition {
+      condition     = var.message_group_pointer == null || var.fifo
+      error_message = "message_group_pointer only applies to FIFO queues (fifo = true)."
+    }
+  }
+}
+
+################################################################################
+# Forwarder function
+################################################################################
+
+resource "aws_lambda_function" "forwarder" {
+  function_name = local.forwarder_function_name
+  description   = "Delivers stored orders to the backend, retrying with backoff and dead-lettering what cannot succeed"
+  role          = aws_iam_role.forwarder.arn
+
+  filename         = var.forwarder_package
+  source_code_hash = filebase64sha256(var.forwarder_package)
+  runtime          = "provided.al2023"
+  handler          = "bootstrap"
+  architectures    = [var.architecture]
+  memory_size      = var.forwarder_memory_size
+  timeout          = var.forwarder_timeout
+
+  environment {
+    variables = local.forwarder_environment
+  }
+
+  logging_config {
+    log_format            = "JSON"
+    log_group             = aws_cloudwatch_log_group.forwarder.name
+    application_log_level = var.log_level
+  }
+
+  depends_on = [
+    aws_cloudwatch_log_group.forwarder,
+    aws_iam_role_policy.forwarder,
+  ]
+
+  lifecycle {
+    precondition {
+      condition     = fileexists(var.forwarder_package)
+      error_message = "forwarder_package ${var.forwarder_package} does not exist: build it first (`make build`, or `cargo lambda build --release --arm64 --output-format zip`)."
+    }
+
+    precondition {
+      condition     = var.forwarder_timeout * 1000 > local.forwarder_min_timeout_ms
+      error_message = "forwarder_timeout (${var.forwarder_timeout} s) must exceed request_timeout_ms + deadline_margin_ms (${local.forwarder_min_timeout_ms} ms), or the forwarder never starts a delivery."
+    }
+
+    precondition {
+      condition     = var.signing_secret == null || can(regex("^whsec_[A-Za-z0-9+/]+=*$", var.signing_secret))
+      error_message = "signing_secret must look like whsec_<base64>."
+    }
+
+    precondition {
+      condition     = var.backoff_cap_ms >= var.backoff_base_ms
+      error_message = "backoff_cap_ms (${var.backoff_cap_ms}) must be at least backoff_base_ms (${var.backoff_base_ms})."
+    }
+  }
+}

@@ -1,0 +1,37 @@
+# LocalStack (`make local`): the functions run as host processes on this machine, so they are
+# built for the host, time out quickly, and a message that keeps failing reaches the DLQ within
+# about two minutes. Apply with a state of its own under /work/main/.local/ (see README.md), after
+# `make build ARCH=x86_64`, against a LocalStack started with SQS_ENDPOINT_STRATEGY=off.
+
+name_prefix = "storeforward"
+tags = {
+  environment = "local"
+}
+
+architecture          = "x86_64"
+log_retention_in_days = 1
+
+# Store
+store_timeout = 10
+
+# Forwarder: the local demo backend.
+backend_url        = "http://127.0.0.1:9090/sales/save-order"
+forwarder_timeout  = 10
+request_timeout_ms = 3000
+connect_timeout_ms = 1000
+
+# Retries: after the 1st, 2nd and 3rd failed receive the message waits at most 1 s, 2 s, 4 s
+# (plus up to 3 s per attempt for a backend that times out); the 4th receive exceeds
+# max_receive_count and SQS moves it to the DLQ. Should a ChangeMessageVisibility call fail,
+# the 60 s visibility timeout applies instead.
+backoff_base_ms   = 1000
+backoff_cap_ms    = 5000
+max_receive_count = 3
+
+# Queues: 60 s = 6 x forwarder_timeout + batching window.
+queue_visibility_timeout_seconds   = 60
+maximum_batching_window_in_seconds = 0
+batch_size                         = 10
+
+# No AWS_ENDPOINT_URL here: LocalStack gives every function its own endpoint (the process
+# executor in host mode, LocalStack itself in Docker mode).

@@ -1,0 +1,66 @@
+################################################################################
+# API
+################################################################################
+
+output "api_url" {
+  description = "Invoke URL of the API stage; orders go to `<api_url>/orders/new-order`"
+  value       = aws_api_gateway_stage.this.invoke_url
+}
+
+output "api_id" {
+  description = "ID of the REST API"
+  value       = aws_api_gateway_rest_api.this.id
+}
+
+output "api_stage" {
+  description = "Name of the API stage"
+  value       = aws_api_gateway_stage.this.stage_name
+}
+
+output "order_path" {
+  description = "Path of the order route, without the stage"
+  value       = local.order_path
+}
+
+################################################################################
+# Queues
+################################################################################
+
+output "queue_url" {
+  description = "URL of the orders queue"
+  value       = aws_sqs_queue.orders.url
+}
+
+output "queue_arn" {
+  description = "ARN of the orders queue"
+  value       = aws_sqs_queue.orders.arn
+}
+
+output "dlq_url" {
+  description = "URL of the dead-letter queue"
+  value       = aws_sqs_queue.dlq.url
+}
+
+output "failover_queue_url" {
+  description = "URL of the failover queue (null when enable_failover_queue = false)"
+  value       = try(aws_sqs_queue.failover[0].url, null)
+}
+
+################################################################################
+# Functions & trigger
+################################################################################
+
+output "store_function_name" {
+  description = "Name of the store function"
+  value       = aws_lambda_function.store.function_name
+}
+
+output "forwarder_function_name" {
+  description = "Name of the forwarder function"
+  value       = aws_lambda_function.forwarder.function_name
+}
+
+output "schedule_rule_name" {
+  description = "Name of the EventBridge rule that runs the forwarder (null when trigger = sqs)"
+  value       = try(aws_cloudwatch_event_rule.schedule[0].name, null)
+}

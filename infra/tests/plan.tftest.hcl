@@ -1,0 +1,205 @@
+# Offline checks of the configuration: plans against a mocked provider (no AWS, no LocalStack, no
+# build needed). Terraform >= 1.7:
+#   terraform -chdir=infra init -backend=false && terraform -chdir=infra test
+
+mock_provider "aws" {
+  override_data {
+    target = data.aws_caller_identity.current
+    values = { account_id = "123456789012" }
+  }
+
+  override_data {
+    target = data.aws_partition.current
+    values = { partition = "aws" }
+  }
+
+  override_data {
+    target = data.aws_region.current
+    values = { name = "us-east-1" }
+  }
+
+  mock_data "aws_iam_policy_document" {
+    defaults = { json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}" }
+  }
+}
+
+variables {
+  backend_url = "https://backend.example.com/sales/save-order"
+  # Any existing file will do for a plan: only its hash is taken.
+  store_package     = "README.md"
+  forwarder_package = "README.md"
+}
+
+################################################################################
+# Shapes
+################################################################################
+
+run "defaults" {
+  command = plan
+
+  assert {
+    condition     = length(aws_lambda_event_source_mapping.this) == 1 && length(aws_cloudwatch_event_rule.schedule) == 0
+    error_message = "trigger = sqs must create one event source mapping and no schedule rule."
+  }
+
+  assert {
+    condition     = jsondecode(aws_sqs_queue.dlq.redrive_allow_policy).sourceQueueArns == ["arn:aws:sqs:us-east-1:123456789012:storeforward-orders"]
+    error_message = "The DLQ must allow exactly the orders queue."
+  }
+
+  assert {
+    condition     = aws_lambda_function.store.environment[0].variables["MAX_MESSAGE_BYTES"] == "262144" && !contains(keys(aws_lambda_function.store.environment[0].variables), "FAILOVER_QUEUE_URL")
+    error_message = "The store must get MAX_MESSAGE_BYTES and no FAILOVER_QUEUE_URL without a failover queue."
+  }
+
+  assert {
+    condition     = aws_lambda_function.forwarder.logging_config[0].log_format == "JSON" && aws_lambda_function.forwarder.architectures[0] == "arm64"
+    error_message = "The forwarder must log JSON and default to arm64."
+  }
+
+  assert {
+    condition     = aws_lambda_event_source_mapping.this["orders"].function_response_types == toset(["ReportBatchItemFailures"])
+    error_message = "The event source mapping must report batch item failures."
+  }
+}
+
+run "schedule_fifo_failover" {
+  command = plan
+
+  variables {
+    trigger               = "schedule"
+    fifo                  = true
+    enable_failover_queue = true
+    message_group_pointer = "/customerId"
+  }
+
+  assert {
+    condition     = length(aws_lambda_event_source_mapping.this) == 0 && aws_cloudwatch_event_rule.schedule[0].schedule_expression == "rate(1 minute)"
+    error_message = "trigger = schedule must create the rule and no event source mapping."
+  }
+
+  assert {
+    condition     = aws_sqs_queue.dlq.name == "storeforward-orders-dlq.fifo" && aws_sqs_queue.failover[0].fifo_queue
+    error_message = "FIFO queues must be named .fifo."
+  }
+
+  assert {
+    condition     = length(jsondecode(aws_sqs_queue.dlq.redrive_allow_policy).sourceQueueArns) == 2
+    error_message = "The DLQ must allow the orders and the failover queue."
+  }
+}
+
+run "sqs_with_failover" {
+  command = plan
+
+  variables {
+    enable_failover_queue = true
+    maximum_concurrency   = 5
+  }
+
+  assert {
+    condition     = length(aws_lambda_event_source_mapping.this) == 2 && aws_lambda_event_source_mapping.this["failover"].scaling_config[0].maximum_concurrency == 5
+    error_message = "The failover queue must get its own event source mapping."
+  }
+}
+
+run "localstack_values" {
+  command = plan
+
+  # The timing values of localstack.tfvars must satisfy the rules.
+  variables {
+    architecture                     = "x86_64"
+    forwarder_timeout                = 10
+    request_timeout_ms               = 3000
+    queue_visibility_timeout_seconds = 60
+    max_receive_count                = 3
+    backoff_base_ms                  = 1000
+    backoff_cap_ms                   = 5000
+  }
+}
+
+################################################################################
+# Rules
+################################################################################
+
+run "visibility_timeout_too_short" {
+  command = plan
+
+  variables {
+    queue_visibility_timeout_seconds = 100
+  }
+
+  expect_failures = [aws_sqs_queue.orders]
+}
+
+run "fifo_with_batching_window" {
+  command = plan
+
+  variables {
+    fifo                               = true
+    maximum_batching_window_in_seconds = 5
+    queue_visibility_timeout_seconds   = 300
+  }
+
+  expect_failures = [aws_lambda_event_source_mapping.this]
+}
+
+run "large_batch_without_window" {
+  command = plan
+
+  variables {
+    batch_size = 100
+  }
+
+  expect_failures = [aws_lambda_event_source_mapping.this]
+}
+
+run "dlq_retention_not_longer" {
+  command = plan
+
+  variables {
+    message_retention_seconds = 1209600
+  }
+
+  expect_failures = [aws_sqs_queue.dlq]
+}
+
+run "forwarder_timeout_below_request_timeout" {
+  command = plan
+
+  variables {
+    request_timeout_ms = 30000
+  }
+
+  expect_failures = [aws_lambda_function.forwarder]
+}
+
+run "unknown_trigger" {
+  command = plan
+
+  variables {
+    trigger = "poll"
+  }
+
+  expect_failures = [var.trigger]
+}
+
+run "max_receive_count_zero" {
+  command = plan
+
+  variables {
+    max_receive_count = 0
+  }
+
+  expect_failures = [var.max_receive_count]
+}
+
+run "maximum_concurrency_one" {
+  command = plan
+
+  variables {
+    maximum_concurrency = 1
+  }
+
+  expect_failures = [var.maximum_concurrency]
+}

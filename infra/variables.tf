@@ -1,0 +1,555 @@
+################################################################################
+# General
+################################################################################
+
+variable "name_prefix" {
+  description = "Prefix of every resource name: functions `<prefix>-store` / `<prefix>-forwarder`, queues `<prefix>-orders[-failover|-dlq][.fifo]`, roles, log groups, API and schedule rule"
+  type        = string
+  default     = "storeforward"
+
+  validation {
+    condition     = can(regex("^[a-zA-Z][a-zA-Z0-9_-]{0,31}$", var.name_prefix))
+    error_message = "name_prefix must start with a letter and have 1-32 letters, digits, hyphens or underscores (function, role and queue names derive from it)."
+  }
+}
+
+variable "region" {
+  description = "AWS region. `null` takes it from the environment (AWS_REGION / AWS_DEFAULT_REGION / the profile)"
+  type        = string
+  default     = null
+}
+
+variable "tags" {
+  description = "Tags applied to every resource (provider `default_tags`)"
+  type        = map(string)
+  default     = {}
+}
+
+################################################################################
+# Functions (both)
+################################################################################
+
+variable "architecture" {
+  description = "Instruction set of both functions; must match the cargo-lambda build (`--arm64` or `--x86-64`)"
+  type        = string
+  default     = "arm64"
+
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.architecture)
+    error_message = "architecture must be \"arm64\" or \"x86_64\"."
+  }
+}
+
+variable "log_retention_in_days" {
+  description = "Retention of the functions' CloudWatch log groups `/aws/lambda/<name>` (0 = never expire)"
+  type        = number
+  default     = 14
+
+  validation {
+    condition     = contains([0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_in_days)
+    error_message = "log_retention_in_days must be one of the values CloudWatch Logs accepts: 0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653."
+  }
+}
+
+variable "log_level" {
+  description = "Application log level of both functions (Lambda `logging_config.application_log_level`; logs are JSON)"
+  type        = string
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"], var.log_level)
+    error_message = "log_level must be one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL."
+  }
+}
+
+variable "sqs_max_attempts" {
+  description = "`SQS_MAX_ATTEMPTS` of both functions: attempts per SQS call, 1-10 (`null` = the code's default, 3)"
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.sqs_max_attempts == null || try(var.sqs_max_attempts >= 1 && var.sqs_max_attempts <= 10 && floor(var.sqs_max_attempts) == var.sqs_max_attempts, false)
+    error_message = "sqs_max_attempts must be a whole number from 1 to 10."
+  }
+}
+
+variable "sqs_retry_mode" {
+  description = "`SQS_RETRY_MODE` of both functions: `standard` or `adaptive` (`null` = the code's default, standard)"
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.sqs_retry_mode == null || contains(["standard", "adaptive"], coalesce(var.sqs_retry_mode, "standard"))
+    error_message = "sqs_retry_mode must be \"standard\" or \"adaptive\"."
+  }
+}
+
+variable "sqs_timeout_ms" {
+  description = "`SQS_TIMEOUT_MS` of both functions: per attempt of an SQS call (`null` = the code's default, 3000)"
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.sqs_timeout_ms == null || try(var.sqs_timeout_ms >= 1 && floor(var.sqs_timeout_ms) == var.sqs_timeout_ms, false)
+    error_message = "sqs_timeout_ms must be a whole number of milliseconds, at least 1."
+  }
+}
+
+################################################################################
+# Store function
+################################################################################
+
+variable "store_package" {
+  description = "Path of the store function's zip (cargo-lambda `--output-format zip`), relative to this directory"
+  type        = string
+  default     = "../target/lambda/store/bootstrap.zip"
+}
+
+variable "store_memory_size" {
+  description = "Memory of the store function, in MB (128-10240)"
+  type        = number
+  default     = 128
+
+  validation {
+    condition     = var.store_memory_size >= 128 && var.store_memory_size <= 10240 && floor(var.store_memory_size) == var.store_memory_size
+    error_message = "store_memory_size must be a whole number of MB from 128 to 10240."
+  }
+}
+
+variable "store_timeout" {
+  description = "Timeout of the store function, in seconds. API Gateway stops waiting after 29 s, so keep it below that (covering SQS_MAX_ATTEMPTS x SQS_TIMEOUT_MS, twice with a failover queue)"
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.store_timeout >= 1 && var.store_timeout <= 900 && floor(var.store_timeout) == var.store_timeout
+    error_message = "store_timeout must be a whole number of seconds from 1 to 900."
+  }
+}
+
+variable "max_message_size" {
+  description = "Largest message, in bytes: the queues' `max_message_size` and the store's `MAX_MESSAGE_BYTES` (1024-262144)"
+  type        = number
+  default     = 262144
+
+  validation {
+    condition     = var.max_message_size >= 1024 && var.max_message_size <= 262144 && floor(var.max_message_size) == var.max_message_size
+    error_message = "max_message_size must be a whole number of bytes from 1024 to 262144."
+  }
+}
+
+variable "order_schema" {
+  description = "`ORDER_SCHEMA`: JSON Schema text every order must satisfy (e.g. `file(\"order.schema.json\")`); `null` accepts any JSON object. Lambda caps all environment variables together at 4 KB"
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.order_schema == null || can(jsondecode(var.order_schema))
+    error_message = "order_schema must be valid JSON."
+  }
+}
+
+variable "message_group_pointer" {
+  description = "`MESSAGE_GROUP_POINTER` (FIFO only): JSON Pointer to the message group id in the order, e.g. `/customerId`"
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.message_group_pointer == null || can(regex("^/", var.message_group_pointer))
+    error_message = "message_group_pointer must be a JSON Pointer starting with \"/\"."
+  }
+}
+
+variable "retry_after_seconds" {
+  description = "`RETRY_AFTER_SECONDS`: the `Retry-After` of a 503 answer, 0-3600 (`null` = the code's default, 5)"
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.retry_after_seconds == null || try(var.retry_after_seconds >= 0 && var.retry_after_seconds <= 3600 && floor(var.retry_after_seconds) == var.retry_after_seconds, false)
+    error_message = "retry_after_seconds must be a whole number from 0 to 3600."
+  }
+}
+
+variable "store_environment" {
+  description = "Extra environment variables of the store function, merged last (overrides the ones set from variables), e.g. `{ AWS_ENDPOINT_URL = \"http://127.0.0.1:4566\" }`"
+  type        = map(string)
+  default     = {}
+}
+
+################################################################################
+# Forwarder function
+################################################################################
+
+variable "forwarder_package" {
+  description = "Path of the forwarder function's zip (cargo-lambda `--output-format zip`), relative to this directory"
+  type        = string
+  default     = "../target/lambda/forwarder/bootstrap.zip"
+}
+
+variable "forwarder_memory_size" {
+  description = "Memory of the forwarder function, in MB (128-10240)"
+  type        = number
+  default     = 256
+
+  validation {
+    condition     = var.forwarder_memory_size >= 128 && var.forwarder_memory_size <= 10240 && floor(var.forwarder_memory_size) == var.forwarder_memory_size
+    error_message = "forwarder_memory_size must be a whole number of MB from 128 to 10240."
+  }
+}
+
+variable "forwarder_timeout" {
+  description = "Timeout of the forwarder function, in seconds. Must exceed REQUEST_TIMEOUT_MS + DEADLINE_MARGIN_MS; the queue visibility timeout must be at least 6x this plus the batching window"
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.forwarder_timeout >= 1 && var.forwarder_timeout <= 900 && floor(var.forwarder_timeout) == var.forwarder_timeout
+    error_message = "forwarder_timeout must be a whole number of seconds from 1 to 900."
+  }
+}
+
+variable "backend_url" {
+  description = "`BACKEND_URL`: where the forwarder delivers each order (http:// or https://), e.g. `https://backend.example.com/sales/save-order`"
+  type        = string
+
+  validation {
+    condition     = can(regex("^https?://[^/\\s]+", var.backend_url))
+    error_message = "backend_url must be an http:// or https:// URL."
+  }
+}
+
+variable "backend_method" {
+  description = "`BACKEND_METHOD`: HTTP method of each delivery"
+  type        = string
+  default     = "POST"
+
+  validation {
+    condition     = contains(["POST", "PUT", "PATCH"], var.backend_method)
+    error_message = "backend_method must be POST, PUT or PATCH."
+  }
+}
+
+variable "request_timeout_ms" {
+  description = "`REQUEST_TIMEOUT_MS`: one delivery, connect to last byte, in ms"
+  type        = number
+  default     = 10000
+
+  validation {
+    condition     = var.request_timeout_ms >= 1 && floor(var.request_timeout_ms) == var.request_timeout_ms
+    error_message = "request_timeout_ms must be a whole number of milliseconds, at least 1."
+  }
+}
+
+variable "connect_timeout_ms" {
+  description = "`CONNECT_TIMEOUT_MS`: TCP + TLS connect, in ms (`null` = the code's default, 3000)"
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.connect_timeout_ms == null || try(var.connect_timeout_ms >= 1 && floor(var.connect_timeout_ms) == var.connect_timeout_ms, false)
+    error_message = "connect_timeout_ms must be a whole number of milliseconds, at least 1."
+  }
+}
+
+variable "deadline_margin_ms" {
+  description = "`DEADLINE_MARGIN_MS`: kept free before the function's deadline on top of one request (`null` = the code's default, 1000)"
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.deadline_margin_ms == null || try(var.deadline_margin_ms >= 0 && floor(var.deadline_margin_ms) == var.deadline_margin_ms, false)
+    error_message = "deadline_margin_ms must be a whole number of milliseconds, 0 or more."
+  }
+}
+
+variable "max_in_flight" {
+  description = "`MAX_IN_FLIGHT`: concurrent deliveries per batch (FIFO: message groups in flight), 1-1000"
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.max_in_flight >= 1 && var.max_in_flight <= 1000 && floor(var.max_in_flight) == var.max_in_flight
+    error_message = "max_in_flight must be a whole number from 1 to 1000."
+  }
+}
+
+variable "retryable_statuses" {
+  description = "`RETRYABLE_STATUSES`: backend statuses worth retrying, e.g. `408,425,429,500-599` (`null` = the code's default)"
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.retryable_statuses == null || can(regex("^\\s*\\d{3}(\\s*-\\s*\\d{3})?(\\s*,\\s*\\d{3}(\\s*-\\s*\\d{3})?)*\\s*$", var.retryable_statuses))
+    error_message = "retryable_statuses must be a comma-separated list of statuses and ranges, e.g. \"408,425,429,500-599\"."
+  }
+}
+
+variable "permanent_statuses" {
+  description = "`PERMANENT_STATUSES`: backend statuses dead-lettered at once, e.g. `400-499` (`null` = the code's default)"
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.permanent_statuses == null || can(regex("^\\s*\\d{3}(\\s*-\\s*\\d{3})?(\\s*,\\s*\\d{3}(\\s*-\\s*\\d{3})?)*\\s*$", var.permanent_statuses))
+    error_message = "permanent_statuses must be a comma-separated list of statuses and ranges, e.g. \"400-499\"."
+  }
+}
+
+variable "backoff_base_ms" {
+  description = "`BACKOFF_BASE_MS`: ceiling of the first retry's backoff (exponential, full jitter), in ms"
+  type        = number
+  default     = 2000
+
+  validation {
+    condition     = var.backoff_base_ms >= 1 && floor(var.backoff_base_ms) == var.backoff_base_ms
+    error_message = "backoff_base_ms must be a whole number of milliseconds, at least 1."
+  }
+}
+
+variable "backoff_cap_ms" {
+  description = "`BACKOFF_CAP_MS`: longest backoff, in ms (at least backoff_base_ms; SQS caps visibility at 12 h)"
+  type        = number
+  default     = 900000
+
+  validation {
+    condition     = var.backoff_cap_ms >= 1 && var.backoff_cap_ms <= 43200000 && floor(var.backoff_cap_ms) == var.backoff_cap_ms
+    error_message = "backoff_cap_ms must be a whole number of milliseconds from 1 to 43200000 (12 h)."
+  }
+}
+
+variable "failure_action" {
+  description = "`FAILURE_ACTION`: what happens to a permanent failure: `dead-letter` (to the DLQ at once) or `drop` (discarded, logged at ERROR)"
+  type        = string
+  default     = "dead-letter"
+
+  validation {
+    condition     = contains(["dead-letter", "drop"], var.failure_action)
+    error_message = "failure_action must be \"dead-letter\" or \"drop\"."
+  }
+}
+
+variable "signing_secret" {
+  description = "`SIGNING_SECRET`: Standard Webhooks secret (`whsec_<base64>`); each delivery is then signed. `null` = unsigned. Stored in the Terraform state and the function's configuration (checked by a precondition on the forwarder, so that a wrong value is not printed)"
+  type        = string
+  default     = null
+  sensitive   = true
+}
+
+variable "poll_wait_seconds" {
+  description = "`POLL_WAIT_SECONDS` (trigger = schedule): long-poll wait per receive, 0-20 (`null` = the code's default, 1)"
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.poll_wait_seconds == null || try(var.poll_wait_seconds >= 0 && var.poll_wait_seconds <= 20 && floor(var.poll_wait_seconds) == var.poll_wait_seconds, false)
+    error_message = "poll_wait_seconds must be a whole number from 0 to 20."
+  }
+}
+
+variable "poll_max_messages" {
+  description = "`POLL_MAX_MESSAGES` (trigger = schedule): messages per invocation at most (`null` = no cap)"
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.poll_max_messages == null || try(var.poll_max_messages >= 1 && floor(var.poll_max_messages) == var.poll_max_messages, false)
+    error_message = "poll_max_messages must be a whole number, at least 1."
+  }
+}
+
+variable "max_rps" {
+  description = "`MAX_RPS` (trigger = schedule): deliveries started per second at most, 1-10000 (`null` = no limit)"
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.max_rps == null || try(var.max_rps >= 1 && var.max_rps <= 10000 && floor(var.max_rps) == var.max_rps, false)
+    error_message = "max_rps must be a whole number from 1 to 10000."
+  }
+}
+
+variable "forwarder_environment" {
+  description = "Extra environment variables of the forwarder function, merged last (overrides the ones set from variables), e.g. `{ AWS_ENDPOINT_URL = \"http://127.0.0.1:4566\" }`"
+  type        = map(string)
+  default     = {}
+}
+
+################################################################################
+# Queues
+################################################################################
+
+variable "fifo" {
+  description = "Use FIFO queues (names end in `.fifo`, per-group order, no content-based deduplication: the store sets the idempotency key as deduplication id)"
+  type        = bool
+  default     = false
+}
+
+variable "enable_failover_queue" {
+  description = "Create a failover queue: the store writes there when the orders queue does not acknowledge, and the forwarder consumes it too"
+  type        = bool
+  default     = false
+}
+
+variable "queue_visibility_timeout_seconds" {
+  description = "Visibility timeout of the orders (and failover) queue, in seconds. With trigger = sqs it must be at least 6 x forwarder_timeout + maximum_batching_window_in_seconds; with schedule at least forwarder_timeout"
+  type        = number
+  default     = 180
+
+  validation {
+    condition     = var.queue_visibility_timeout_seconds >= 0 && var.queue_visibility_timeout_seconds <= 43200 && floor(var.queue_visibility_timeout_seconds) == var.queue_visibility_timeout_seconds
+    error_message = "queue_visibility_timeout_seconds must be a whole number from 0 to 43200 (12 h)."
+  }
+}
+
+variable "message_retention_seconds" {
+  description = "Retention of the orders (and failover) queue, in seconds (60-1209600; default 4 days)"
+  type        = number
+  default     = 345600
+
+  validation {
+    condition     = var.message_retention_seconds >= 60 && var.message_retention_seconds <= 1209600 && floor(var.message_retention_seconds) == var.message_retention_seconds
+    error_message = "message_retention_seconds must be a whole number from 60 to 1209600 (14 days)."
+  }
+}
+
+variable "dlq_message_retention_seconds" {
+  description = "Retention of the dead-letter queue, in seconds (60-1209600; default 14 days). For standard queues it must be longer than message_retention_seconds: a message keeps its original enqueue time when redriven"
+  type        = number
+  default     = 1209600
+
+  validation {
+    condition     = var.dlq_message_retention_seconds >= 60 && var.dlq_message_retention_seconds <= 1209600 && floor(var.dlq_message_retention_seconds) == var.dlq_message_retention_seconds
+    error_message = "dlq_message_retention_seconds must be a whole number from 60 to 1209600 (14 days)."
+  }
+}
+
+variable "max_receive_count" {
+  description = "Redrive policy `maxReceiveCount`: receives of a message before SQS moves it to the dead-letter queue (1-1000)"
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.max_receive_count >= 1 && var.max_receive_count <= 1000 && floor(var.max_receive_count) == var.max_receive_count
+    error_message = "max_receive_count must be a whole number from 1 to 1000."
+  }
+}
+
+variable "sqs_managed_sse_enabled" {
+  description = "Encrypt the queues at rest with SQS-owned keys (SSE-SQS)"
+  type        = bool
+  default     = true
+}
+
+################################################################################
+# Trigger
+################################################################################
+
+variable "trigger" {
+  description = "What runs the forwarder: `sqs` (an event source mapping per queue, continuous) or `schedule` (an EventBridge rule; the forwarder polls the queues itself)"
+  type        = string
+  default     = "sqs"
+
+  validation {
+    condition     = contains(["sqs", "schedule"], var.trigger)
+    error_message = "trigger must be \"sqs\" or \"schedule\"."
+  }
+}
+
+variable "trigger_enabled" {
+  description = "Whether the event source mapping(s) or the schedule rule are enabled. `false` pauses delivery; orders keep being stored and wait in SQS"
+  type        = bool
+  default     = true
+}
+
+variable "batch_size" {
+  description = "trigger = sqs: records per invocation at most. 1-10 when the batching window is 0 or the queue is FIFO; up to 10000 with a batching window (standard queues)"
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.batch_size >= 1 && var.batch_size <= 10000 && floor(var.batch_size) == var.batch_size
+    error_message = "batch_size must be a whole number from 1 to 10000."
+  }
+}
+
+variable "maximum_batching_window_in_seconds" {
+  description = "trigger = sqs: how long to gather records before invoking, 0-300 s (must be 0 for FIFO queues)"
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.maximum_batching_window_in_seconds >= 0 && var.maximum_batching_window_in_seconds <= 300 && floor(var.maximum_batching_window_in_seconds) == var.maximum_batching_window_in_seconds
+    error_message = "maximum_batching_window_in_seconds must be a whole number from 0 to 300."
+  }
+}
+
+variable "maximum_concurrency" {
+  description = "trigger = sqs: concurrent forwarder invocations per event source mapping at most, 2-1000 (`null` = no limit). Bounds the load on the backend"
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.maximum_concurrency == null || try(var.maximum_concurrency >= 2 && var.maximum_concurrency <= 1000 && floor(var.maximum_concurrency) == var.maximum_concurrency, false)
+    error_message = "maximum_concurrency must be a whole number from 2 to 1000."
+  }
+}
+
+variable "schedule_expression" {
+  description = "trigger = schedule: when EventBridge invokes the forwarder, `rate(...)` or `cron(...)`"
+  type        = string
+  default     = "rate(1 minute)"
+
+  validation {
+    condition     = can(regex("^(rate\\(\\s*[1-9][0-9]*\\s+(minute|minutes|hour|hours|day|days)\\s*\\)|cron\\(.+\\))$", var.schedule_expression))
+    error_message = "schedule_expression must be rate(<n> minute(s)|hour(s)|day(s)) or cron(<fields>)."
+  }
+}
+
+################################################################################
+# API
+################################################################################
+
+variable "api_stage_name" {
+  description = "Name of the REST API stage; the order URL is `<invoke URL of the stage>/orders/new-order`"
+  type        = string
+  default     = "v1"
+
+  validation {
+    condition     = can(regex("^[a-zA-Z0-9_-]{1,128}$", var.api_stage_name))
+    error_message = "api_stage_name must have 1-128 letters, digits, hyphens or underscores."
+  }
+}
+
+variable "api_endpoint_type" {
+  description = "Endpoint type of the REST API: `REGIONAL` or `EDGE`"
+  type        = string
+  default     = "REGIONAL"
+
+  validation {
+    condition     = contains(["REGIONAL", "EDGE"], var.api_endpoint_type)
+    error_message = "api_endpoint_type must be \"REGIONAL\" or \"EDGE\"."
+  }
+}
+
+variable "api_throttling_rate_limit" {
+  description = "Steady-state requests per second the stage accepts (`null` = the account default)"
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.api_throttling_rate_limit == null || try(var.api_throttling_rate_limit > 0, false)
+    error_message = "api_throttling_rate_limit must be positive."
+  }
+}
+
+variable "api_throttling_burst_limit" {
+  description = "Burst of requests the stage accepts (`null` = the account default)"
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.api_throttling_burst_limit == null || try(var.api_throttling_burst_limit >= 0 && floor(var.api_throttling_burst_limit) == var.api_throttling_burst_limit, false)
+    error_message = "api_throttling_burst_limit must be a whole number, 0 or more."
+  }
+}
