@@ -5,10 +5,15 @@ SHELL := /bin/bash
 TOOLS_VENV := .venv/tools
 CARGO_LAMBDA := $(TOOLS_VENV)/bin/cargo-lambda
 TOOLS_PATH := PATH="$(abspath $(TOOLS_VENV))/bin:$$PATH"
-# arm64 (Graviton) is the production default; `make build ARCH=x86_64` for x86 functions.
+# arm64 (Graviton) is the production default; `make build ARCH=x86-64` for x86 functions.
 ARCH ?= arm64
+# The local stack runs the functions on this machine, so they are built for its architecture.
+LOCAL_ARCH := $(shell uname -m | sed -e 's/aarch64/arm64/' -e 's/x86_64/x86-64/')
+# Offline machines carry a Terraform provider mirror; elsewhere `terraform init` downloads it.
+TF_MIRROR := $(wildcard /opt/tf-plugins)
+TF_INIT_ARGS := $(if $(TF_MIRROR),-plugin-dir=$(TF_MIRROR))
 
-.PHONY: help build test lint unit bench clean
+.PHONY: help local build build-local test lint unit infra-check localstack-test integration bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -18,18 +23,36 @@ $(CARGO_LAMBDA): tools/requirements.txt
 	$(TOOLS_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
 	@touch $@
 
+local: build-local ## The whole stack on LocalStack with the demo backend, until Ctrl-C
+	scripts/local
+
 build: $(CARGO_LAMBDA) ## Build target/lambda/{store,forwarder}/bootstrap.zip for AWS Lambda ($(ARCH))
 	$(TOOLS_PATH) cargo lambda build --release --$(ARCH) --output-format zip --bin store --bin forwarder
 	@ls -l target/lambda/store/bootstrap.zip target/lambda/forwarder/bootstrap.zip
 
-test: lint unit ## Every test: formatting, lints, unit and component tests
+build-local: $(CARGO_LAMBDA) ## Build the functions for this machine into target/lambda-local/
+	$(TOOLS_PATH) cargo lambda build --release --$(LOCAL_ARCH) --output-format zip --lambda-dir target/lambda-local --bin store --bin forwarder
+
+test: lint unit infra-check localstack-test integration ## Every test: lints, unit, Terraform, the LocalStack executor, integration
 
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
 unit:
-	cargo test --workspace --locked
+	cargo test --workspace --exclude integration-tests --locked
+
+infra-check:
+	terraform fmt -check -recursive infra
+	TF_DATA_DIR=$(CURDIR)/.local/validate terraform -chdir=infra init -backend=false -input=false $(TF_INIT_ARGS) >/dev/null
+	TF_DATA_DIR=$(CURDIR)/.local/validate terraform -chdir=infra validate
+	TF_DATA_DIR=$(CURDIR)/.local/validate terraform -chdir=infra test
+
+localstack-test:
+	localstack/bin/test
+
+integration: ## The integration suite against the local stack (brings it up, or reuses a running LocalStack)
+	cargo test -p integration-tests --test integration --locked
 
 bench: ## Benchmarks (not part of `make test`): batch concurrency, cold init
 	cargo build --release --bins --locked

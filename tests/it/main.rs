@@ -1,0 +1,99 @@
+//! The integration suite: the real stack on LocalStack (`infra/` applied by Terraform, the real
+//! `store` and `forwarder` binaries), checked only through its public surfaces: the HTTP API,
+//! SQS, and the backend it delivers to.
+//!
+//! One test binary with its own harness, so the stack is brought up once (or an already running
+//! LocalStack is reused) and everything it started is stopped at the end.
+
+#![allow(clippy::unwrap_used, clippy::panic)] // a broken stack may abort the run
+
+mod delivery;
+mod fifo;
+mod schedule;
+mod support;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use libtest_mimic::{Arguments, Trial};
+use support::{Outcome, World};
+
+type Suite = for<'a> fn(&'a World) -> Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
+
+macro_rules! suites {
+    ($($path:path),* $(,)?) => {
+        vec![$((stringify!($path), (|w| Box::pin($path(w))) as Suite)),*]
+    };
+}
+
+fn main() -> ExitCode {
+    let args = Arguments::from_args();
+    let suites = suites![
+        delivery::order_is_delivered_byte_identical_with_its_key,
+        delivery::malformed_orders_are_rejected_and_never_delivered,
+        delivery::transient_failures_are_retried_until_delivered,
+        delivery::permanent_rejections_are_dead_lettered_after_one_attempt,
+        delivery::exhausted_retries_reach_the_dlq_through_the_redrive_policy,
+        fifo::each_group_is_delivered_in_order_under_failures,
+        schedule::the_schedule_rule_targets_the_forwarder,
+        schedule::a_scheduled_invocation_drains_the_queue,
+        schedule::the_failover_queue_takes_orders_and_is_drained_later,
+    ];
+    if args.list {
+        let trials = suites
+            .iter()
+            .map(|(name, _)| Trial::test(name.replace(' ', ""), || Ok(())))
+            .collect();
+        return libtest_mimic::run(&args, trials).exit_code();
+    }
+
+    let started = match bring_up() {
+        Ok(started) => started,
+        Err(e) => {
+            eprintln!("the local stack did not come up: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = Arc::new(tokio::runtime::Runtime::new().unwrap());
+    let world = match runtime.block_on(World::new()) {
+        Ok(world) => Arc::new(world),
+        Err(e) => {
+            eprintln!("{e}");
+            tear_down(started);
+            return ExitCode::FAILURE;
+        }
+    };
+    let trials = suites
+        .into_iter()
+        .map(|(name, suite)| {
+            let (world, runtime) = (world.clone(), runtime.clone());
+            Trial::test(name.replace(' ', ""), move || {
+                runtime.block_on(suite(&world)).map_err(Into::into)
+            })
+        })
+        .collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+    drop(world);
+    tear_down(started);
+    conclusion.exit_code()
+}
+
+/// Builds the functions for this machine and starts LocalStack unless one already runs.
+/// Returns whether this run started it.
+fn bring_up() -> Result<bool, String> {
+    support::run("make", &["--no-print-directory", "-s", "build-local"])?;
+    if support::localstack_is_up() {
+        eprintln!("reusing the LocalStack on 127.0.0.1:4566");
+        return Ok(false);
+    }
+    support::run("localstack/bin/start", &[])?;
+    Ok(true)
+}
+
+fn tear_down(started: bool) {
+    if started && let Err(e) = support::run("localstack/bin/stop", &[]) {
+        eprintln!("stopping LocalStack: {e}");
+    }
+}

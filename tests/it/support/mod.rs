@@ -1,0 +1,337 @@
+//! What every suite needs: the local stack, the backend, and clients for the public surfaces.
+
+pub mod receiver;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName};
+use serde_json::Value;
+
+pub use receiver::{Delivery, Receiver};
+
+/// A suite's verdict.
+pub type Outcome = Result<(), String>;
+
+pub const LOCALSTACK: &str = "http://127.0.0.1:4566";
+pub const REGION: &str = "us-east-1";
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs a repository script, failing with its output.
+pub fn run(program: &str, args: &[&str]) -> Result<(), String> {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(root())
+        .output()
+        .map_err(|e| format!("{program}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{program} {args:?} failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// Whether LocalStack answers its health check.
+pub fn localstack_is_up() -> bool {
+    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], 4566).into(), Duration::from_millis(300))
+        .is_ok()
+}
+
+/// The stacks the suites run against, each `infra/` applied with `tests/stacks/<name>.tfvars`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StackKind {
+    /// Standard queue, event source mapping, DLQ.
+    Standard,
+    /// FIFO queues, event source mapping.
+    Fifo,
+    /// Scheduled trigger, failover queue, and a store whose primary queue does not exist.
+    Scheduled,
+}
+
+impl StackKind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Standard => "std",
+            Self::Fifo => "fifo",
+            Self::Scheduled => "sched",
+        }
+    }
+}
+
+/// One applied stack: its Terraform outputs.
+#[derive(Debug)]
+pub struct Stack {
+    outputs: HashMap<String, Value>,
+}
+
+impl Stack {
+    /// Applies (or re-applies) the stack and reads its outputs.
+    fn apply(kind: StackKind) -> Result<Self, String> {
+        let name = format!("sfit-{}", kind.name());
+        let vars = format!("tests/stacks/{}.tfvars", kind.name());
+        run("scripts/apply-local", &[&name, &vars])?;
+        let path = root()
+            .join(".local/stacks")
+            .join(&name)
+            .join("outputs.json");
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let outputs =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Self { outputs })
+    }
+
+    /// A string output; panics with its name if absent (a broken stack, not a test failure).
+    pub fn output(&self, name: &str) -> &str {
+        self.outputs
+            .get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("stack output {name} is missing"))
+    }
+
+    /// Where orders go.
+    pub fn order_url(&self) -> String {
+        format!("{}/orders/new-order", self.output("api_url"))
+    }
+}
+
+/// Everything shared by the suites. Stacks are applied on first use, so a filtered run only
+/// builds what it needs, and different stacks are applied in parallel by the suites that need them.
+pub struct World {
+    pub receiver: Receiver,
+    pub http: reqwest::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    stacks: HashMap<StackKind, OnceLock<Result<Stack, String>>>,
+}
+
+impl World {
+    pub async fn new() -> Result<Self, String> {
+        let receiver = Receiver::start().await.map_err(|e| {
+            format!(
+                "cannot start the test backend on 127.0.0.1:{}: {e}",
+                receiver::PORT
+            )
+        })?;
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(LOCALSTACK)
+            .credentials_provider(Credentials::new(
+                "test",
+                "test",
+                None,
+                None,
+                "integration-tests",
+            ))
+            .build();
+        let stacks = [StackKind::Standard, StackKind::Fifo, StackKind::Scheduled]
+            .into_iter()
+            .map(|k| (k, OnceLock::new()))
+            .collect();
+        Ok(Self {
+            receiver,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .map_err(|e| e.to_string())?,
+            sqs: aws_sdk_sqs::Client::from_conf(config),
+            stacks,
+        })
+    }
+
+    /// The stack, applied on first use (blocking; call from a suite's thread).
+    pub fn stack(&self, kind: StackKind) -> Result<&Stack, String> {
+        self.stacks[&kind]
+            .get_or_init(|| Stack::apply(kind))
+            .as_ref()
+            .map_err(|e| format!("stack {kind:?} could not be applied: {e}"))
+    }
+
+    /// POSTs an order; returns the status and the JSON body.
+    pub async fn post_order(
+        &self,
+        stack: &Stack,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, Value), String> {
+        let mut request = self
+            .http
+            .post(stack.order_url())
+            .header("content-type", content_type)
+            .body(body);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("POST failed: {e}"))?;
+        let status = response.status().as_u16();
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        let json = serde_json::from_str(&text)
+            .map_err(|e| format!("{status} with a non-JSON body {text:?}: {e}"))?;
+        Ok((status, json))
+    }
+
+    /// POSTs a valid order that must be accepted; returns its idempotency key.
+    pub async fn accepted(
+        &self,
+        stack: &Stack,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<String, String> {
+        let (status, json) = self
+            .post_order(stack, "application/json", body.to_owned(), headers)
+            .await?;
+        if status != 202 {
+            return Err(format!("expected 202 for {body}, got {status} {json}"));
+        }
+        json["idempotencyKey"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("202 without idempotencyKey: {json}"))
+    }
+
+    /// Messages in `queue_url` without consuming them (visibility timeout 0), with attributes.
+    pub async fn peek(&self, queue_url: &str) -> Result<Vec<aws_sdk_sqs::types::Message>, String> {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .wait_time_seconds(1)
+            .message_attribute_names("All")
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .map_err(|e| format!("receive from {queue_url}: {e:?}"))?;
+        Ok(out.messages.unwrap_or_default())
+    }
+
+    /// Sends a message straight into a queue, as the store would.
+    pub async fn enqueue(
+        &self,
+        queue_url: &str,
+        body: &str,
+        idempotency_key: &str,
+    ) -> Result<(), String> {
+        let attr = |v: &str| {
+            MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(v)
+                .build()
+        };
+        self.sqs
+            .send_message()
+            .queue_url(queue_url)
+            .message_body(body)
+            .message_attributes(
+                "ContentType",
+                attr("application/json").map_err(|e| e.to_string())?,
+            )
+            .message_attributes(
+                "IdempotencyKey",
+                attr(idempotency_key).map_err(|e| e.to_string())?,
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("send to {queue_url}: {e:?}"))
+    }
+
+    /// Calls a LocalStack JSON API (`X-Amz-Target`) or REST path, as the AWS CLI would.
+    pub async fn aws(
+        &self,
+        service: &str,
+        target: Option<&str>,
+        path: &str,
+        payload: &Value,
+    ) -> Result<(u16, Value), String> {
+        let mut request = self
+            .http
+            .post(format!("{LOCALSTACK}{path}"))
+            .header(
+                "authorization",
+                format!("AWS4-HMAC-SHA256 Credential=test/20260101/{REGION}/{service}/aws4_request, SignedHeaders=host, Signature=0"),
+            )
+            .body(payload.to_string());
+        if let Some(target) = target {
+            request = request
+                .header("x-amz-target", target)
+                .header("content-type", "application/x-amz-json-1.1");
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("{service} call failed: {e}"))?;
+        let status = response.status().as_u16();
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
+    }
+
+    /// Invokes a function synchronously; returns its result, or its error as `Err`.
+    pub async fn invoke(&self, function: &str, payload: &Value) -> Result<Value, String> {
+        let path = format!("/2015-03-31/functions/{function}/invocations");
+        let (status, result) = self.aws("lambda", None, &path, payload).await?;
+        if status != 200 || result.get("errorType").is_some() {
+            return Err(format!("invoke {function}: {status} {result}"));
+        }
+        Ok(result)
+    }
+}
+
+/// Polls `check` every 250 ms until it yields a value or `timeout` passes.
+pub async fn poll_until<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Ok(value);
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("timed out after {timeout:?} waiting for {what}"));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A `String` message attribute.
+pub fn attribute<'a>(message: &'a aws_sdk_sqs::types::Message, name: &str) -> Option<&'a str> {
+    message
+        .message_attributes
+        .as_ref()?
+        .get(name)?
+        .string_value()
+}
+
+/// Fails with `message` unless `condition` holds.
+pub fn ensure(condition: bool, message: impl FnOnce() -> String) -> Outcome {
+    if condition { Ok(()) } else { Err(message()) }
+}
+
+/// A fresh unique id for one test's orders.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4())
+}

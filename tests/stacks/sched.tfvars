@@ -1,0 +1,9 @@
+# Integration suite: scheduled trigger, a failover queue, and a store whose primary queue does
+# not exist, so every order takes the failover path.
+backend_url           = "http://127.0.0.1:9911/sales/save-order"
+trigger               = "schedule"
+schedule_expression   = "rate(1 minute)"
+enable_failover_queue = true
+store_environment = {
+  QUEUE_URL = "http://127.0.0.1:4566/000000000000/sfit-sched-unavailable"
+}
