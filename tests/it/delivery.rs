@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use aws_sdk_sqs::types::Message;
+
 use crate::support::{Outcome, StackKind, World, attribute, ensure, poll_until, unique};
 
 const DELIVERY: Duration = Duration::from_secs(60);
@@ -127,26 +129,7 @@ pub async fn transient_failures_are_retried_until_delivered(w: &World) -> Outcom
 }
 
 pub async fn permanent_rejections_are_dead_lettered_after_one_attempt(w: &World) -> Outcome {
-    let stack = w.stack(StackKind::Standard)?;
-    let key = w
-        .accepted(
-            stack,
-            &format!(
-                "{{\"id\":\"{}\",\"behaviour\":\"status:422\"}}",
-                unique("permanent")
-            ),
-            &[],
-        )
-        .await?;
-    let dlq = stack.output("dlq_url");
-    let dead = poll_until("the order in the DLQ", DELIVERY, || async {
-        w.peek(dlq)
-            .await
-            .ok()?
-            .into_iter()
-            .find(|m| attribute(m, "IdempotencyKey") == Some(key.as_str()))
-    })
-    .await?;
+    let (key, dead) = dead_letter_of(w, "status:422", DELIVERY).await?;
     let reason = attribute(&dead, "FailureReason").unwrap_or_default();
     ensure(
         attribute(&dead, "FailureKind") == Some("permanent")
@@ -166,26 +149,7 @@ pub async fn permanent_rejections_are_dead_lettered_after_one_attempt(w: &World)
 }
 
 pub async fn exhausted_retries_reach_the_dlq_through_the_redrive_policy(w: &World) -> Outcome {
-    let stack = w.stack(StackKind::Standard)?;
-    let key = w
-        .accepted(
-            stack,
-            &format!(
-                "{{\"id\":\"{}\",\"behaviour\":\"status:500\"}}",
-                unique("exhausted")
-            ),
-            &[],
-        )
-        .await?;
-    let dlq = stack.output("dlq_url");
-    let dead = poll_until("the order in the DLQ", REDRIVE, || async {
-        w.peek(dlq)
-            .await
-            .ok()?
-            .into_iter()
-            .find(|m| attribute(m, "IdempotencyKey") == Some(key.as_str()))
-    })
-    .await?;
+    let (key, dead) = dead_letter_of(w, "status:500", REDRIVE).await?;
     ensure(attribute(&dead, "FailureKind").is_none(), || {
         "a retryable failure was dead-lettered by the forwarder, not by the redrive policy".into()
     })?;
@@ -194,4 +158,28 @@ pub async fn exhausted_retries_reach_the_dlq_through_the_redrive_policy(w: &Worl
     ensure(attempts == 3, || {
         format!("expected 3 attempts before the redrive, saw {attempts}")
     })
+}
+
+/// Posts an order the backend answers with `behaviour`, and waits for it in the DLQ.
+async fn dead_letter_of(
+    w: &World,
+    behaviour: &str,
+    within: Duration,
+) -> Result<(String, Message), String> {
+    let stack = w.stack(StackKind::Standard)?;
+    let body = format!(
+        "{{\"id\":\"{}\",\"behaviour\":\"{behaviour}\"}}",
+        unique("dead")
+    );
+    let key = w.accepted(stack, &body, &[]).await?;
+    let dlq = stack.output("dlq_url");
+    let dead = poll_until("the order in the DLQ", within, || async {
+        w.peek(dlq)
+            .await
+            .ok()?
+            .into_iter()
+            .find(|m| attribute(m, "IdempotencyKey") == Some(key.as_str()))
+    })
+    .await?;
+    Ok((key, dead))
 }
