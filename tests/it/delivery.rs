@@ -172,6 +172,7 @@ async fn dead_letter_of(
         unique("dead")
     );
     let key = w.accepted(stack, &body, &[]).await?;
+    let accepted_at = std::time::Instant::now();
     let dlq = stack.output("dlq_url");
     let dead = poll_until("the order in the DLQ", within, || async {
         w.peek(dlq)
@@ -181,5 +182,9 @@ async fn dead_letter_of(
             .find(|m| attribute(m, "IdempotencyKey") == Some(key.as_str()))
     })
     .await?;
+    eprintln!(
+        "{behaviour}: in the DLQ {:.1} s after its 202",
+        accepted_at.elapsed().as_secs_f64()
+    );
     Ok((key, dead))
 }
