@@ -26,7 +26,7 @@ pub async fn each_group_is_delivered_in_order_under_failures(w: &World) -> Outco
         }
     }
     let complete = |d: &[crate::support::Delivery]| {
-        d.iter().filter(|x| x.status == 200).count() == GROUPS * PER_GROUP as usize
+        d.iter().filter(|x| x.succeeded()).count() == GROUPS * PER_GROUP as usize
     };
     let deliveries = poll_until(
         "every message of every group",
@@ -51,7 +51,7 @@ pub async fn each_group_is_delivered_in_order_under_failures(w: &World) -> Outco
                 *done + 1
             )
         })?;
-        if d.status == 200 && seq == *done + 1 {
+        if d.succeeded() && seq == *done + 1 {
             *done = seq;
         }
     }

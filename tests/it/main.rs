@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)] // a broken stack may abort the run
 
+mod chaos;
 mod delivery;
 mod fifo;
 mod schedule;
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
         schedule::the_schedule_rule_targets_the_forwarder,
         schedule::a_scheduled_invocation_drains_the_queue,
         schedule::the_failover_queue_takes_orders_and_is_drained_later,
+        chaos::every_accepted_order_is_delivered_or_dead_lettered,
     ];
     if args.list {
         let trials = suites

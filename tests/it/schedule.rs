@@ -58,7 +58,7 @@ pub async fn a_scheduled_invocation_drains_the_queue(w: &World) -> Outcome {
     poll_until("all 15 orders at the backend", DRAIN, || async {
         Some(()).filter(|_| {
             keys.iter()
-                .all(|k| w.receiver.deliveries(k).iter().any(|d| d.status == 200))
+                .all(|k| w.receiver.deliveries(k).iter().any(|d| d.succeeded()))
         })
     })
     .await
@@ -82,7 +82,7 @@ pub async fn the_failover_queue_takes_orders_and_is_drained_later(w: &World) -> 
     w.invoke(stack.output("forwarder_function_name"), &json!({}))
         .await?;
     let delivered = poll_until("the failover order at the backend", DRAIN, || async {
-        Some(w.receiver.deliveries(&key)).filter(|d| d.iter().any(|x| x.status == 200))
+        Some(w.receiver.deliveries(&key)).filter(|d| d.iter().any(|x| x.succeeded()))
     })
     .await?;
     ensure(delivered[0].body == body, || {

@@ -60,6 +60,8 @@ pub enum StackKind {
     Fifo,
     /// Scheduled trigger, failover queue, and a store whose primary queue does not exist.
     Scheduled,
+    /// Standard queue for fault injection, five receives before the redrive.
+    Chaos,
 }
 
 impl StackKind {
@@ -68,6 +70,7 @@ impl StackKind {
             Self::Standard => "std",
             Self::Fifo => "fifo",
             Self::Scheduled => "sched",
+            Self::Chaos => "chaos",
         }
     }
 }
@@ -138,10 +141,15 @@ impl World {
                 "integration-tests",
             ))
             .build();
-        let stacks = [StackKind::Standard, StackKind::Fifo, StackKind::Scheduled]
-            .into_iter()
-            .map(|k| (k, OnceLock::new()))
-            .collect();
+        let stacks = [
+            StackKind::Standard,
+            StackKind::Fifo,
+            StackKind::Scheduled,
+            StackKind::Chaos,
+        ]
+        .into_iter()
+        .map(|k| (k, OnceLock::new()))
+        .collect();
         Ok(Self {
             receiver,
             http: reqwest::Client::builder()
@@ -222,6 +230,39 @@ impl World {
             .await
             .map_err(|e| format!("receive from {queue_url}: {e:?}"))?;
         Ok(out.messages.unwrap_or_default())
+    }
+
+    /// Receives and deletes everything in `queue_url` until a receive comes back empty.
+    pub async fn drain(&self, queue_url: &str) -> Result<Vec<aws_sdk_sqs::types::Message>, String> {
+        let mut drained = Vec::new();
+        loop {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .message_attribute_names("All")
+                .send()
+                .await
+                .map_err(|e| format!("receive from {queue_url}: {e:?}"))?;
+            let messages = out.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return Ok(drained);
+            }
+            for m in &messages {
+                if let Some(handle) = m.receipt_handle() {
+                    self.sqs
+                        .delete_message()
+                        .queue_url(queue_url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await
+                        .map_err(|e| format!("delete from {queue_url}: {e:?}"))?;
+                }
+            }
+            drained.extend(messages);
+        }
     }
 
     /// Sends a message straight into a queue, as the store would.

@@ -1,31 +1,75 @@
-//! The backend the forwarder delivers to during the suite: a real HTTP server on 127.0.0.1 whose
-//! answer each order chooses with its `behaviour` field, so suites can run at the same time.
+//! The backend the forwarder delivers to during the suite: a plain HTTP/1.1 server on 127.0.0.1,
+//! written out so that it can also misbehave the way real backends do (hang, reset the
+//! connection). Each order chooses the answers with its `behaviour` field, so suites can share it:
 //!
 //! - `"ok"` (or absent): 200
 //! - `"fail-first:N"`: 503 for the first N attempts of that idempotency key, then 200
 //! - `"status:S"`: always S (a permanent 4xx, or a 5xx that never recovers)
+//! - `"chaos"`: a fixed pseudo-random mix per attempt (see [`chaos`]): about 40 % of attempts fail
 
 use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 /// The port the test stacks' `backend_url` points at (tests/stacks/*.tfvars).
 pub const PORT: u16 = 9911;
+/// What a `429` from [`chaos`] asks for.
+pub const RETRY_AFTER: Duration = Duration::from_secs(2);
+/// How long [`Action::Slow`] takes to answer 200.
+const SLOW: Duration = Duration::from_millis(800);
+/// A hanging request is held this long at most, far past any forwarder's request timeout.
+const HANG: Duration = Duration::from_secs(30);
 
-/// One request the backend received, and what it answered.
+/// What the backend does with one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Status(u16),
+    /// 429 with `Retry-After: 2`.
+    TooManyRequests,
+    /// Never answers; holds the connection until the client gives up.
+    Hang,
+    /// Closes the connection with a TCP reset instead of answering.
+    Reset,
+    /// Answers 200 after 800 ms.
+    Slow,
+}
+
+impl Action {
+    /// The status the client saw, if any.
+    pub fn status(self) -> Option<u16> {
+        match self {
+            Self::Status(s) => Some(s),
+            Self::TooManyRequests => Some(429),
+            Self::Slow => Some(200),
+            Self::Hang | Self::Reset => None,
+        }
+    }
+}
+
+/// One request the backend received, and what it did.
 #[derive(Debug, Clone)]
 pub struct Delivery {
+    /// When the request had arrived in full.
+    pub at: Instant,
     pub idempotency_key: String,
     pub content_type: String,
     pub body: String,
-    pub status: u16,
+    pub action: Action,
+    /// For [`Action::Hang`]: how long until the client closed the connection.
+    pub held: Option<Duration>,
+}
+
+impl Delivery {
+    /// Whether the backend accepted the order with this request.
+    pub fn succeeded(&self) -> bool {
+        self.action.status() == Some(200)
+    }
 }
 
 #[derive(Default)]
@@ -43,43 +87,110 @@ pub struct Receiver {
 impl Receiver {
     /// Starts the backend on 127.0.0.1:[`PORT`] on the current runtime.
     pub async fn start() -> std::io::Result<Self> {
-        let log = Arc::new(Mutex::new(Log::default()));
-        let app = Router::new()
-            .route("/sales/save-order", post(answer))
-            .with_state(log.clone());
-        let listener =
-            tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], PORT))).await?;
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], PORT))).await?;
+        let receiver = Self {
+            log: Arc::default(),
+        };
+        let accepting = receiver.clone();
         tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            while let Ok((socket, _)) = listener.accept().await {
+                tokio::spawn(accepting.clone().connection(socket));
+            }
         });
-        Ok(Self { log })
+        Ok(receiver)
+    }
+
+    fn log(&self) -> std::sync::MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Every request carrying `idempotency_key`, in arrival order.
     pub fn deliveries(&self, idempotency_key: &str) -> Vec<Delivery> {
-        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        log.deliveries
+        self.filtered(|d| d.idempotency_key == idempotency_key)
+    }
+
+    /// Every request whose body contains `needle`, in arrival order.
+    pub fn deliveries_containing(&self, needle: &str) -> Vec<Delivery> {
+        self.filtered(|d| d.body.contains(needle))
+    }
+
+    fn filtered(&self, keep: impl Fn(&Delivery) -> bool) -> Vec<Delivery> {
+        self.log()
+            .deliveries
             .iter()
-            .filter(|d| d.idempotency_key == idempotency_key)
+            .filter(|d| keep(d))
             .cloned()
             .collect()
     }
 
-    /// Every request whose body contains `needle`.
-    pub fn deliveries_containing(&self, needle: &str) -> Vec<Delivery> {
-        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        log.deliveries
-            .iter()
-            .filter(|d| d.body.contains(needle))
-            .cloned()
-            .collect()
+    /// Serves one keep-alive connection: requests in turn, until one is not answered.
+    async fn connection(self, mut socket: TcpStream) {
+        let mut buffer = Vec::new();
+        while let Some(request) = read_request(&mut socket, &mut buffer).await {
+            let at = Instant::now();
+            let key = request.header("idempotency-key");
+            let attempt = {
+                let mut log = self.log();
+                let n = log.attempts.entry(key.clone()).or_default();
+                *n += 1;
+                *n
+            };
+            let action = if request.path == "/sales/save-order" {
+                decide(&request.body, &key, attempt)
+            } else {
+                Action::Status(404)
+            };
+            let mut delivery = Delivery {
+                at,
+                idempotency_key: key,
+                content_type: request.header("content-type"),
+                body: request.body,
+                action,
+                held: None,
+            };
+            let keep_going = match action {
+                Action::Status(s) => respond(&mut socket, s, "").await,
+                Action::TooManyRequests => {
+                    respond(
+                        &mut socket,
+                        429,
+                        &format!("retry-after: {}\r\n", RETRY_AFTER.as_secs()),
+                    )
+                    .await
+                }
+                Action::Slow => {
+                    tokio::time::sleep(SLOW).await;
+                    respond(&mut socket, 200, "").await
+                }
+                Action::Hang => {
+                    // Wait for the client to give up: its close reads as end of stream.
+                    let mut sink = [0u8; 1024];
+                    let _ = tokio::time::timeout(HANG, async {
+                        while let Ok(1..) = socket.read(&mut sink).await {}
+                    })
+                    .await;
+                    delivery.held = Some(at.elapsed());
+                    false
+                }
+                Action::Reset => {
+                    // A zero linger makes the close a TCP reset. (Deprecated because a non-zero
+                    // linger blocks the thread on drop; a zero one never does.)
+                    #[allow(deprecated)]
+                    let _ = socket.set_linger(Some(Duration::ZERO));
+                    false
+                }
+            };
+            self.log().deliveries.push(delivery);
+            if !keep_going {
+                return;
+            }
+        }
     }
 }
 
-async fn answer(State(log): State<Arc<Mutex<Log>>>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let text = String::from_utf8_lossy(&body).into_owned();
-    let key = header(&headers, "idempotency-key");
-    let behaviour = serde_json::from_str::<Value>(&text)
+/// What to do with one attempt of an order with `body`.
+fn decide(body: &str, key: &str, attempt: u32) -> Action {
+    let behaviour = serde_json::from_str::<Value>(body)
         .ok()
         .and_then(|v| {
             v.get("behaviour")
@@ -87,30 +198,89 @@ async fn answer(State(log): State<Arc<Mutex<Log>>>, headers: HeaderMap, body: By
                 .map(str::to_owned)
         })
         .unwrap_or_else(|| "ok".into());
-    let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
-    let attempt = {
-        let n = log.attempts.entry(key.clone()).or_default();
-        *n += 1;
-        *n
-    };
-    let status = match behaviour.split_once(':') {
-        Some(("fail-first", n)) if attempt <= n.parse().unwrap_or(0) => 503,
-        Some(("status", s)) => s.parse().unwrap_or(500),
-        _ => 200,
-    };
-    log.deliveries.push(Delivery {
-        idempotency_key: key,
-        content_type: header(&headers, "content-type"),
-        body: text,
-        status,
-    });
-    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    match behaviour.split_once(':') {
+        Some(("fail-first", n)) if attempt <= n.parse().unwrap_or(0) => Action::Status(503),
+        Some(("status", s)) => Action::Status(s.parse().unwrap_or(500)),
+        _ if behaviour == "chaos" => chaos(key, attempt),
+        _ => Action::Status(200),
+    }
 }
 
-fn header(headers: &HeaderMap, name: &str) -> String {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
+/// A fixed mix per attempt, the same on every run: 48 % 200, 12 % slow 200, and 40 % failures:
+/// 14 % 503, 10 % 429 with `Retry-After`, 8 % hang past the request timeout, 8 % connection reset.
+pub fn chaos(key: &str, attempt: u32) -> Action {
+    let mut h = DefaultHasher::new();
+    (key, attempt).hash(&mut h);
+    match h.finish() % 100 {
+        0..48 => Action::Status(200),
+        48..60 => Action::Slow,
+        60..74 => Action::Status(503),
+        74..84 => Action::TooManyRequests,
+        84..92 => Action::Hang,
+        _ => Action::Reset,
+    }
+}
+
+struct Request {
+    path: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> String {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Reads one request (head and `content-length` body); `None` at end of stream or on garbage.
+async fn read_request(socket: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<Request> {
+    let head_end = loop {
+        if let Some(i) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        read_more(socket, buffer).await?;
+    };
+    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let path = lines.next()?.split(' ').nth(1)?.to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    while buffer.len() < head_end + length {
+        read_more(socket, buffer).await?;
+    }
+    let body = String::from_utf8_lossy(&buffer[head_end..head_end + length]).into_owned();
+    buffer.drain(..head_end + length);
+    Some(Request {
+        path,
+        headers,
+        body,
+    })
+}
+
+async fn read_more(socket: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<()> {
+    let mut chunk = [0u8; 16 * 1024];
+    match socket.read(&mut chunk).await {
+        Ok(0) | Err(_) => None,
+        Ok(n) => {
+            buffer.extend_from_slice(&chunk[..n]);
+            Some(())
+        }
+    }
+}
+
+async fn respond(socket: &mut TcpStream, status: u16, extra_headers: &str) -> bool {
+    let response = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n{extra_headers}\r\n");
+    socket.write_all(response.as_bytes()).await.is_ok()
 }
