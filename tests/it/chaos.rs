@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, stream};
 
 use crate::support::receiver::{Action, Delivery, RETRY_AFTER};
-use crate::support::{Outcome, StackKind, World, attribute, ensure, unique};
+use crate::support::{Answer, Outcome, StackKind, World, attribute, ensure, unique};
 
 /// A store answer: status and JSON body, or why there was none.
-type PostResult = Result<(u16, serde_json::Value), String>;
+type PostResult = Result<Answer, String>;
 
 const ORDERS: usize = 500;
 /// Every 20th order is one the backend rejects for good (422).
@@ -48,14 +48,16 @@ pub async fn every_accepted_order_is_delivered_or_dead_lettered(w: &World) -> Ou
     let mut refused: HashMap<String, usize> = HashMap::new();
     for (permanent, answer) in answers {
         match answer {
-            Ok((202, json)) => {
+            Ok(Answer {
+                status: 202, json, ..
+            }) => {
                 let key = json["idempotencyKey"]
                     .as_str()
                     .unwrap_or_default()
                     .to_owned();
                 accepted.insert(key, permanent);
             }
-            Ok((status, _)) => *refused.entry(status.to_string()).or_default() += 1,
+            Ok(Answer { status, .. }) => *refused.entry(status.to_string()).or_default() += 1,
             Err(e) => *refused.entry(e).or_default() += 1,
         }
     }

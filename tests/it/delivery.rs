@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::Message;
 
-use crate::support::{Outcome, StackKind, World, attribute, ensure, poll_until, unique};
+use crate::support::{Answer, Outcome, StackKind, World, attribute, ensure, poll_until, unique};
 
 const DELIVERY: Duration = Duration::from_secs(60);
 /// Three receives with backoff of at most 1, 2 and 4 s, plus event source mapping polling.
@@ -18,7 +18,7 @@ pub async fn order_is_delivered_byte_identical_with_its_key(w: &World) -> Outcom
         "{{ \"id\" : \"{id}\",\r\n\t\"note\": \"caf\\u00e9 — ✓\", \"qty\":12345678901234567890123 }}"
     );
     let key = unique("key");
-    let (status, json) = w
+    let Answer { status, json, .. } = w
         .post_order(
             stack,
             "application/json; charset=utf-8",
@@ -75,7 +75,8 @@ pub async fn malformed_orders_are_rejected_and_never_delivered(w: &World) -> Out
         ),
     ];
     for (content_type, body, want_status, want_code) in cases {
-        let (status, json) = w.post_order(stack, content_type, body.clone(), &[]).await?;
+        let Answer { status, json, .. } =
+            w.post_order(stack, content_type, body.clone(), &[]).await?;
         ensure(
             status == want_status && json["error"]["code"] == want_code,
             || {

@@ -10,6 +10,7 @@
 mod chaos;
 mod delivery;
 mod fifo;
+mod outage;
 mod schedule;
 mod support;
 
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
         schedule::the_schedule_rule_targets_the_forwarder,
         schedule::a_scheduled_invocation_drains_the_queue,
         schedule::the_failover_queue_takes_orders_and_is_drained_later,
+        outage::no_false_202_while_sqs_is_down_and_failover_takes_over,
         chaos::every_accepted_order_is_delivered_or_dead_lettered,
     ];
     if args.list {

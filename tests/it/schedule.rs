@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{Outcome, StackKind, World, ensure, poll_until, unique};
+use crate::support::{Answer, Outcome, StackKind, World, ensure, poll_until, unique};
 
 const DRAIN: Duration = Duration::from_secs(60);
 const SCHEDULED_EVENT: &str =
@@ -67,7 +67,7 @@ pub async fn a_scheduled_invocation_drains_the_queue(w: &World) -> Outcome {
 pub async fn the_failover_queue_takes_orders_and_is_drained_later(w: &World) -> Outcome {
     let stack = w.stack(StackKind::Scheduled)?;
     let body = format!("{{\"id\":\"{}\"}}", unique("failover"));
-    let (status, json) = w
+    let Answer { status, json, .. } = w
         .post_order(stack, "application/json", body.clone(), &[])
         .await?;
     ensure(status == 202 && json["storage"] == "failover", || {

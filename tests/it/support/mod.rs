@@ -1,5 +1,6 @@
 //! What every suite needs: the local stack, the backend, and clients for the public surfaces.
 
+pub mod proxy;
 pub mod receiver;
 
 use std::collections::HashMap;
@@ -13,6 +14,7 @@ use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName};
 use serde_json::Value;
 
+pub use proxy::{Mode, SqsProxy};
 pub use receiver::{Delivery, Receiver};
 
 /// A suite's verdict.
@@ -62,15 +64,27 @@ pub enum StackKind {
     Scheduled,
     /// Standard queue for fault injection, five receives before the redrive.
     Chaos,
+    /// A failover queue, and a store that reaches SQS through the suite's proxy.
+    Outage,
 }
 
 impl StackKind {
+    /// Every stack; `name` has one arm per variant, keep this beside it.
+    const ALL: [Self; 5] = [
+        Self::Standard,
+        Self::Fifo,
+        Self::Scheduled,
+        Self::Chaos,
+        Self::Outage,
+    ];
+
     fn name(self) -> &'static str {
         match self {
             Self::Standard => "std",
             Self::Fifo => "fifo",
             Self::Scheduled => "sched",
             Self::Chaos => "chaos",
+            Self::Outage => "outage",
         }
     }
 }
@@ -116,6 +130,7 @@ impl Stack {
 /// builds what it needs, and different stacks are applied in parallel by the suites that need them.
 pub struct World {
     pub receiver: Receiver,
+    pub proxy: SqsProxy,
     pub http: reqwest::Client,
     pub sqs: aws_sdk_sqs::Client,
     stacks: HashMap<StackKind, OnceLock<Result<Stack, String>>>,
@@ -127,6 +142,12 @@ impl World {
             format!(
                 "cannot start the test backend on 127.0.0.1:{}: {e}",
                 receiver::PORT
+            )
+        })?;
+        let proxy = SqsProxy::start().await.map_err(|e| {
+            format!(
+                "cannot start the SQS proxy on 127.0.0.1:{}: {e}",
+                proxy::PORT
             )
         })?;
         let config = aws_sdk_sqs::Config::builder()
@@ -141,17 +162,13 @@ impl World {
                 "integration-tests",
             ))
             .build();
-        let stacks = [
-            StackKind::Standard,
-            StackKind::Fifo,
-            StackKind::Scheduled,
-            StackKind::Chaos,
-        ]
-        .into_iter()
-        .map(|k| (k, OnceLock::new()))
-        .collect();
+        let stacks = StackKind::ALL
+            .into_iter()
+            .map(|k| (k, OnceLock::new()))
+            .collect();
         Ok(Self {
             receiver,
+            proxy,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
@@ -169,14 +186,14 @@ impl World {
             .map_err(|e| format!("stack {kind:?} could not be applied: {e}"))
     }
 
-    /// POSTs an order; returns the status and the JSON body.
+    /// POSTs an order; returns the status, `Retry-After` and the JSON body.
     pub async fn post_order(
         &self,
         stack: &Stack,
         content_type: &str,
         body: impl Into<reqwest::Body>,
         headers: &[(&str, &str)],
-    ) -> Result<(u16, Value), String> {
+    ) -> Result<Answer, String> {
         let mut request = self
             .http
             .post(stack.order_url())
@@ -190,10 +207,19 @@ impl World {
             .await
             .map_err(|e| format!("POST failed: {e}"))?;
         let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let text = response.text().await.map_err(|e| e.to_string())?;
         let json = serde_json::from_str(&text)
             .map_err(|e| format!("{status} with a non-JSON body {text:?}: {e}"))?;
-        Ok((status, json))
+        Ok(Answer {
+            status,
+            retry_after,
+            json,
+        })
     }
 
     /// POSTs a valid order that must be accepted; returns its idempotency key.
@@ -203,7 +229,7 @@ impl World {
         body: &str,
         headers: &[(&str, &str)],
     ) -> Result<String, String> {
-        let (status, json) = self
+        let Answer { status, json, .. } = self
             .post_order(stack, "application/json", body.to_owned(), headers)
             .await?;
         if status != 202 {
@@ -338,6 +364,14 @@ impl World {
         }
         Ok(result)
     }
+}
+
+/// The store's answer to one POST.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub json: Value,
 }
 
 /// Polls `check` every 250 ms until it yields a value or `timeout` passes.

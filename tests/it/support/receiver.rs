@@ -173,10 +173,7 @@ impl Receiver {
                     false
                 }
                 Action::Reset => {
-                    // A zero linger makes the close a TCP reset. (Deprecated because a non-zero
-                    // linger blocks the thread on drop; a zero one never does.)
-                    #[allow(deprecated)]
-                    let _ = socket.set_linger(Some(Duration::ZERO));
+                    reset(&socket);
                     false
                 }
             };
@@ -221,14 +218,16 @@ pub fn chaos(key: &str, attempt: u32) -> Action {
     }
 }
 
-struct Request {
-    path: String,
-    headers: Vec<(String, String)>,
-    body: String,
+/// One HTTP/1.1 request as read off a socket.
+pub(super) struct Request {
+    pub(super) method: String,
+    pub(super) path: String,
+    pub(super) headers: Vec<(String, String)>,
+    pub(super) body: String,
 }
 
 impl Request {
-    fn header(&self, name: &str) -> String {
+    pub(super) fn header(&self, name: &str) -> String {
         self.headers
             .iter()
             .find(|(k, _)| k == name)
@@ -238,7 +237,7 @@ impl Request {
 }
 
 /// Reads one request (head and `content-length` body); `None` at end of stream or on garbage.
-async fn read_request(socket: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<Request> {
+pub(super) async fn read_request(socket: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<Request> {
     let head_end = loop {
         if let Some(i) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
             break i + 4;
@@ -247,7 +246,11 @@ async fn read_request(socket: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<Re
     };
     let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
     let mut lines = head.split("\r\n");
-    let path = lines.next()?.split(' ').nth(1)?.to_owned();
+    let mut request_line = lines.next()?.split(' ');
+    let (method, path) = (
+        request_line.next()?.to_owned(),
+        request_line.next()?.to_owned(),
+    );
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
@@ -263,6 +266,7 @@ async fn read_request(socket: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<Re
     let body = String::from_utf8_lossy(&buffer[head_end..head_end + length]).into_owned();
     buffer.drain(..head_end + length);
     Some(Request {
+        method,
         path,
         headers,
         body,
@@ -283,4 +287,11 @@ async fn read_more(socket: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<()> {
 async fn respond(socket: &mut TcpStream, status: u16, extra_headers: &str) -> bool {
     let response = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n{extra_headers}\r\n");
     socket.write_all(response.as_bytes()).await.is_ok()
+}
+
+/// Makes the socket's close a TCP reset. (`set_linger` is deprecated because a non-zero linger
+/// blocks the thread on drop; a zero one never does.)
+pub(super) fn reset(socket: &TcpStream) {
+    #[allow(deprecated)]
+    let _ = socket.set_linger(Some(Duration::ZERO));
 }
