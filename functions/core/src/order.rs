@@ -20,6 +20,10 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 256 * 1024;
 /// own (failure kind, status, reason, attempts), so a stored order always fits its dead letter too.
 pub const DEAD_LETTER_RESERVE: usize = 512;
 
+/// The deepest nesting of arrays and objects an order may have; serde_json's own limit, and deep
+/// enough for any real order while sparing the backend pathological input.
+pub const MAX_NESTING: usize = 128;
+
 /// The message group used when neither the body nor the request names one.
 pub const DEFAULT_GROUP: &str = "default";
 
@@ -96,6 +100,8 @@ pub enum Rejection {
     MalformedJson(String),
     #[error("an order must be a JSON object, got {0}")]
     NotAnObject(&'static str),
+    #[error("order nests arrays and objects deeper than {MAX_NESTING} levels")]
+    TooDeep,
     #[error("order does not match the schema ({} violation(s))", .0.len())]
     SchemaViolation(Vec<Violation>),
 }
@@ -122,6 +128,7 @@ impl Rejection {
             Self::UnstorableCharacter { .. } => "unstorable_character",
             Self::MalformedJson(_) => "malformed_json",
             Self::NotAnObject(_) => "not_an_object",
+            Self::TooDeep => "too_deep",
             Self::SchemaViolation(_) => "schema_violation",
         }
     }
@@ -186,11 +193,19 @@ impl OrderRules {
             });
         }
 
-        let order: Value =
-            serde_json::from_str(body).map_err(|e| Rejection::MalformedJson(e.to_string()))?;
-        if !order.is_object() {
-            return Err(Rejection::NotAnObject(json_kind(&order)));
-        }
+        check_json_object(body)?;
+        // Only a schema or a group pointer needs the order as a tree; building one turns numbers
+        // into f64, which refuses values beyond its range that are fine as stored text.
+        let needs_tree = self.schema.is_some()
+            || self
+                .fifo
+                .as_ref()
+                .is_some_and(|rule| rule.pointer.is_some());
+        let order = if needs_tree {
+            serde_json::from_str(body).map_err(|e| Rejection::MalformedJson(e.to_string()))?
+        } else {
+            Value::Null
+        };
         if let Some(schema) = &self.schema {
             let violations: Vec<Violation> = schema
                 .iter_errors(&order)
@@ -317,15 +332,44 @@ fn header_token<'a>(name: &'static str, value: &'a str) -> Result<&'a str, Rejec
     }
 }
 
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+/// Checks that `body` is one JSON object, syntax only: numbers of any size and precision pass.
+fn check_json_object(body: &str) -> Result<(), Rejection> {
+    serde_json::from_str::<serde::de::IgnoredAny>(body)
+        .map_err(|e| Rejection::MalformedJson(e.to_string()))?;
+    // Valid JSON: its first non-whitespace byte says what it is.
+    let first = body
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .bytes()
+        .next();
+    let kind = match first {
+        Some(b'{') if nesting(body) > MAX_NESTING => return Err(Rejection::TooDeep),
+        Some(b'{') => return Ok(()),
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b'n') => "null",
+        Some(b't' | b'f') => "a boolean",
+        _ => "a number",
+    };
+    Err(Rejection::NotAnObject(kind))
+}
+
+/// The deepest nesting of arrays and objects in valid JSON text.
+fn nesting(json: &str) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0, false, false);
+    for b in json.bytes() {
+        match (in_string, escaped, b) {
+            (true, true, _) => escaped = false,
+            (true, false, b'\\') => escaped = true,
+            (true, false, b'"') | (false, _, b'"') => in_string = !in_string,
+            (false, _, b'[' | b'{') => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            (false, _, b']' | b'}') => depth -= 1,
+            _ => {}
+        }
     }
+    deepest
 }
 
 #[cfg(test)]
@@ -451,7 +495,7 @@ mod tests {
 
     #[test]
     fn bodies_that_are_not_json_objects_are_400() {
-        let cases: [(&[u8], &str); 9] = [
+        let cases: [(&[u8], &str); 11] = [
             (b"", "empty_body"),
             (b"\xff\xfe{}", "invalid_utf8"),
             (b"{\"a\":", "malformed_json"),
@@ -460,6 +504,8 @@ mod tests {
             (b"\"order\"", "not_an_object"),
             (b"null", "not_an_object"),
             (b"42", "not_an_object"),
+            (b" \r\n\ttrue", "not_an_object"),
+            (b"   ", "malformed_json"),
             ("{\"a\":\"\u{FFFF}\"}".as_bytes(), "unstorable_character"),
         ];
         for (body, code) in cases {
@@ -474,12 +520,41 @@ mod tests {
     }
 
     #[test]
+    fn numbers_beyond_f64_are_accepted_as_text_unless_a_schema_must_read_them() {
+        let body = br#"{"huge":1e400,"tiny":-1e-400,"long":123456789012345678901234567890.5}"#;
+        let order = rules().accept(&incoming(body), String::new).unwrap();
+        assert_eq!(order.body.as_bytes(), body);
+
+        let checked = OrderRules {
+            schema: Some(OrderRules::compile_schema(&json!({"type": "object"})).unwrap()),
+            ..rules()
+        };
+        let r = reject(&checked, &incoming(body));
+        assert_eq!(r.code(), "malformed_json");
+        assert!(r.to_string().contains("out of range"), "{r}");
+    }
+
+    #[test]
     fn deep_nesting_is_rejected_not_overflowed() {
-        let body = format!("{{\"a\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
-        assert_eq!(
-            reject(&rules(), &incoming(body.as_bytes())).code(),
-            "malformed_json"
+        let nested = |levels: usize| {
+            // Brackets inside strings, escaped quotes included, do not count.
+            let inner = r#"{"s":"[[{{\"]]"}"#;
+            format!(
+                "{}{inner}{}",
+                "[".repeat(levels - 1),
+                "]".repeat(levels - 1)
+            )
+        };
+        let object = |levels: usize| format!("{{\"a\":{}}}", nested(levels - 1));
+        assert!(
+            rules()
+                .accept(&incoming(object(MAX_NESTING).as_bytes()), String::new)
+                .is_ok()
         );
+        for levels in [MAX_NESTING + 1, 100_000] {
+            let r = reject(&rules(), &incoming(object(levels).as_bytes()));
+            assert_eq!((r.status(), r.code()), (400, "too_deep"), "{levels}");
+        }
     }
 
     #[test]
