@@ -1,12 +1,10 @@
 locals {
-  # POST /orders/new-order; the store function checks the same path (ORDER_PATH).
-  order_resource     = "orders"
-  new_order_resource = "new-order"
-  order_path         = "/${local.order_resource}/${local.new_order_resource}"
+  # Orders are accepted on POST /orders/new-order (ORDER_PATH of the store).
+  order_path = "/orders/new-order"
 }
 
 ################################################################################
-# REST API
+# REST API: a proxy; the store does the routing
 ################################################################################
 
 resource "aws_api_gateway_rest_api" "this" {
@@ -18,32 +16,62 @@ resource "aws_api_gateway_rest_api" "this" {
   }
 }
 
-resource "aws_api_gateway_resource" "orders" {
+# Every method on every path goes to the store, so wrong paths and methods get the same JSON errors
+# as bad orders (404, and 405 with `Allow: POST`) instead of API Gateway's 403 "Missing
+# Authentication Token".
+resource "aws_api_gateway_resource" "proxy" {
   rest_api_id = aws_api_gateway_rest_api.this.id
   parent_id   = aws_api_gateway_rest_api.this.root_resource_id
-  path_part   = local.order_resource
+  path_part   = "{proxy+}"
 }
 
-resource "aws_api_gateway_resource" "new_order" {
-  rest_api_id = aws_api_gateway_rest_api.this.id
-  parent_id   = aws_api_gateway_resource.orders.id
-  path_part   = local.new_order_resource
+locals {
+  # `{proxy+}` does not match `/`, which is its own resource.
+  routes = {
+    root  = aws_api_gateway_rest_api.this.root_resource_id
+    proxy = aws_api_gateway_resource.proxy.id
+  }
 }
 
-resource "aws_api_gateway_method" "new_order_post" {
+resource "aws_api_gateway_method" "store" {
+  for_each = local.routes
+
   rest_api_id   = aws_api_gateway_rest_api.this.id
-  resource_id   = aws_api_gateway_resource.new_order.id
-  http_method   = "POST"
+  resource_id   = each.value
+  http_method   = "ANY"
   authorization = "NONE"
 }
 
-resource "aws_api_gateway_integration" "new_order_post" {
+resource "aws_api_gateway_integration" "store" {
+  for_each = local.routes
+
   rest_api_id             = aws_api_gateway_rest_api.this.id
-  resource_id             = aws_api_gateway_resource.new_order.id
-  http_method             = aws_api_gateway_method.new_order_post.http_method
+  resource_id             = each.value
+  http_method             = aws_api_gateway_method.store[each.key].http_method
   type                    = "AWS_PROXY"
   integration_http_method = "POST"
   uri                     = aws_lambda_function.store.invoke_arn
+}
+
+################################################################################
+# Errors API Gateway answers itself (throttling, payload too large, integration failures), in the
+# store's JSON error shape. LocalStack 4.13 applies the status codes but not the templates.
+################################################################################
+
+locals {
+  # `$context.error.messageString` is already a quoted JSON string.
+  gateway_error = "{\"error\":{\"code\":\"$context.error.responseType\",\"message\":$context.error.messageString}}"
+}
+
+resource "aws_api_gateway_gateway_response" "this" {
+  for_each = toset(["DEFAULT_4XX", "DEFAULT_5XX"])
+
+  rest_api_id        = aws_api_gateway_rest_api.this.id
+  response_type      = each.key
+  response_templates = { "application/json" = local.gateway_error }
+  response_parameters = {
+    "gatewayresponse.header.Content-Type" = "'application/json'"
+  }
 }
 
 ################################################################################
@@ -57,12 +85,10 @@ resource "aws_api_gateway_deployment" "this" {
   # A new deployment whenever the routes or the integration change.
   triggers = {
     redeployment = sha1(jsonencode([
-      aws_api_gateway_resource.orders.id,
-      aws_api_gateway_resource.new_order.id,
-      aws_api_gateway_method.new_order_post.id,
-      aws_api_gateway_method.new_order_post.authorization,
-      aws_api_gateway_integration.new_order_post.id,
-      aws_api_gateway_integration.new_order_post.uri,
+      aws_api_gateway_resource.proxy.id,
+      [for m in aws_api_gateway_method.store : [m.id, m.authorization]],
+      [for i in aws_api_gateway_integration.store : [i.id, i.uri]],
+      local.gateway_error,
     ]))
   }
 
@@ -99,6 +125,6 @@ resource "aws_lambda_permission" "api" {
   action        = "lambda:InvokeFunction"
   function_name = aws_lambda_function.store.function_name
   principal     = "apigateway.amazonaws.com"
-  # Any stage, only POST on the order route.
-  source_arn = "${aws_api_gateway_rest_api.this.execution_arn}/*/${aws_api_gateway_method.new_order_post.http_method}${aws_api_gateway_resource.new_order.path}"
+  # Any stage, method and path of this API only.
+  source_arn = "${aws_api_gateway_rest_api.this.execution_arn}/*/*"
 }
