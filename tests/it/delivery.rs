@@ -51,61 +51,6 @@ pub async fn order_is_delivered_byte_identical_with_its_key(w: &World) -> Outcom
     ensure(d.succeeded(), || format!("backend did {:?}", d.action))
 }
 
-pub async fn malformed_orders_are_rejected_and_never_delivered(w: &World) -> Outcome {
-    let stack = w.stack(StackKind::Standard)?;
-    let marker = unique("malformed");
-    let cases = [
-        (
-            "application/json",
-            format!("{{\"id\":\"{marker}\","),
-            400,
-            "malformed_json",
-        ),
-        (
-            "application/json",
-            format!("[\"{marker}\"]"),
-            400,
-            "not_an_object",
-        ),
-        (
-            "text/plain",
-            format!("{{\"id\":\"{marker}\"}}"),
-            415,
-            "unsupported_media_type",
-        ),
-    ];
-    for (content_type, body, want_status, want_code) in cases {
-        let Answer { status, json, .. } =
-            w.post_order(stack, content_type, body.clone(), &[]).await?;
-        ensure(
-            status == want_status && json["error"]["code"] == want_code,
-            || {
-                format!(
-                    "{body:?} as {content_type}: expected {want_status} {want_code}, got {status} {json}"
-                )
-            },
-        )?;
-    }
-    // A valid order carrying the same marker, posted after the bad ones, is delivered; by then any
-    // bad one that had slipped through would have arrived too.
-    let sentinel = w
-        .accepted(
-            stack,
-            &format!("{{\"id\":\"{marker}\",\"sentinel\":true}}"),
-            &[],
-        )
-        .await?;
-    poll_until("the sentinel order", DELIVERY, || async {
-        Some(()).filter(|_| !w.receiver.deliveries(&sentinel).is_empty())
-    })
-    .await?;
-    let reached = w.receiver.deliveries_containing(&marker);
-    ensure(
-        reached.iter().all(|d| d.idempotency_key == sentinel),
-        || format!("a rejected order reached the backend: {reached:?}"),
-    )
-}
-
 pub async fn transient_failures_are_retried_until_delivered(w: &World) -> Outcome {
     let stack = w.stack(StackKind::Standard)?;
     let key = w

@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)] // a broken stack may abort the run
 
+mod badinput;
 mod chaos;
 mod delivery;
 mod fifo;
@@ -34,10 +35,10 @@ fn main() -> ExitCode {
     let args = Arguments::from_args();
     let suites = suites![
         delivery::order_is_delivered_byte_identical_with_its_key,
-        delivery::malformed_orders_are_rejected_and_never_delivered,
         delivery::transient_failures_are_retried_until_delivered,
         delivery::permanent_rejections_are_dead_lettered_after_one_attempt,
         delivery::exhausted_retries_reach_the_dlq_through_the_redrive_policy,
+        badinput::bad_input_gets_its_4xx_and_never_reaches_the_backend,
         fifo::each_group_is_delivered_in_order_under_failures,
         schedule::the_schedule_rule_targets_the_forwarder,
         schedule::a_scheduled_invocation_drains_the_queue,

@@ -49,7 +49,7 @@ pub async fn no_false_202_while_sqs_is_down_and_failover_takes_over(w: &World) -
     let honest_503 = answers
         .iter()
         .filter(|a| {
-            matches!(a, Ok(Answer { status: 503, retry_after: Some(_), json })
+            matches!(a, Ok(Answer { status: 503, retry_after: Some(_), json, .. })
                 if json["error"]["code"] == "storage_unavailable")
         })
         .count();

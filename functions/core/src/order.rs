@@ -342,8 +342,7 @@ fn check_json_object(body: &str) -> Result<(), Rejection> {
         .bytes()
         .next();
     let kind = match first {
-        Some(b'{') if nesting(body) > MAX_NESTING => return Err(Rejection::TooDeep),
-        Some(b'{') => return Ok(()),
+        Some(b'{') => return check_structure(body),
         Some(b'[') => "an array",
         Some(b'"') => "a string",
         Some(b'n') => "null",
@@ -353,23 +352,52 @@ fn check_json_object(body: &str) -> Result<(), Rejection> {
     Err(Rejection::NotAnObject(kind))
 }
 
-/// The deepest nesting of arrays and objects in valid JSON text.
-fn nesting(json: &str) -> usize {
-    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0, false, false);
-    for b in json.bytes() {
-        match (in_string, escaped, b) {
-            (true, true, _) => escaped = false,
-            (true, false, b'\\') => escaped = true,
-            (true, false, b'"') | (false, _, b'"') => in_string = !in_string,
-            (false, _, b'[' | b'{') => {
-                depth += 1;
-                deepest = deepest.max(depth);
+/// Walks valid JSON text for what the syntax check lets through: nesting deeper than
+/// [`MAX_NESTING`], and `\u` escapes of unpaired UTF-16 surrogates, which no Unicode string holds
+/// (RFC 7493 forbids them; many parsers refuse them).
+fn check_structure(json: &str) -> Result<(), Rejection> {
+    let unpaired =
+        || Rejection::MalformedJson("a \\u escape encodes an unpaired UTF-16 surrogate".into());
+    let (mut depth, mut in_string, mut high_surrogate) = (0usize, false, false);
+    let mut rest = json.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        rest = tail;
+        if !in_string {
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' if depth == MAX_NESTING => return Err(Rejection::TooDeep),
+                b'[' | b'{' => depth += 1,
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
             }
-            (false, _, b']' | b'}') => depth -= 1,
+            continue;
+        }
+        // In a string: the UTF-16 unit of a `\u` escape, if this is one.
+        let unit = match b {
+            b'\\' if rest.first() == Some(&b'u') => {
+                let hex = rest.get(1..5);
+                rest = rest.get(5..).unwrap_or_default();
+                hex.and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u16::from_str_radix(h, 16).ok())
+            }
+            b'\\' => {
+                rest = rest.get(1..).unwrap_or_default();
+                None
+            }
+            b'"' => {
+                in_string = false;
+                None
+            }
+            _ => None,
+        };
+        match (high_surrogate, unit) {
+            (true, Some(0xDC00..=0xDFFF)) => high_surrogate = false,
+            (true, _) | (false, Some(0xDC00..=0xDFFF)) => return Err(unpaired()),
+            (false, Some(0xD800..=0xDBFF)) => high_surrogate = true,
             _ => {}
         }
     }
-    deepest
+    Ok(())
 }
 
 #[cfg(test)]
@@ -532,6 +560,32 @@ mod tests {
         let r = reject(&checked, &incoming(body));
         assert_eq!(r.code(), "malformed_json");
         assert!(r.to_string().contains("out of range"), "{r}");
+    }
+
+    #[test]
+    fn escapes_of_unpaired_surrogates_are_malformed() {
+        for ok in [
+            r#"{"a":"\ud83d\ude00"}"#,
+            r#"{"a":"\uD83D\uDE00\u0000\\ud800"}"#,
+        ] {
+            assert!(
+                rules()
+                    .accept(&incoming(ok.as_bytes()), String::new)
+                    .is_ok(),
+                "{ok}"
+            );
+        }
+        for bad in [
+            r#"{"a":"\ud800"}"#,
+            r#"{"a":"\ud800x"}"#,
+            r#"{"a":"\ud800\n"}"#,
+            r#"{"a":"\ud800\ud800\udc00"}"#,
+            r#"{"a":"\udc00"}"#,
+            r#"{"\udfff":1}"#,
+        ] {
+            let r = reject(&rules(), &incoming(bad.as_bytes()));
+            assert_eq!((r.status(), r.code()), (400, "malformed_json"), "{bad}");
+        }
     }
 
     #[test]

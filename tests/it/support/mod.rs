@@ -194,30 +194,54 @@ impl World {
         body: impl Into<reqwest::Body>,
         headers: &[(&str, &str)],
     ) -> Result<Answer, String> {
-        let mut request = self
-            .http
-            .post(stack.order_url())
-            .header("content-type", content_type)
-            .body(body);
+        let mut all = vec![("content-type", content_type)];
+        all.extend_from_slice(headers);
+        self.request(reqwest::Method::POST, &stack.order_url(), body, &all)
+            .await
+    }
+
+    /// Sends any request to the API; the answer must have a JSON body (unless it is to `HEAD`).
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: impl Into<reqwest::Body>,
+        headers: &[(&str, &str)],
+    ) -> Result<Answer, String> {
+        let head = method == reqwest::Method::HEAD;
+        let mut request = self.http.request(method, url).body(body);
         for (k, v) in headers {
             request = request.header(*k, *v);
         }
         let response = request
             .send()
             .await
-            .map_err(|e| format!("POST failed: {e}"))?;
+            .map_err(|e| format!("request failed: {e}"))?;
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let (retry_after, allow, content_type) = (
+            header("retry-after"),
+            header("allow"),
+            header("content-type"),
+        );
         let text = response.text().await.map_err(|e| e.to_string())?;
-        let json = serde_json::from_str(&text)
-            .map_err(|e| format!("{status} with a non-JSON body {text:?}: {e}"))?;
+        let json = if head && text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .map_err(|e| format!("{status} with a non-JSON body {text:?}: {e}"))?
+        };
         Ok(Answer {
             status,
             retry_after,
+            allow,
+            content_type,
             json,
         })
     }
@@ -371,6 +395,8 @@ impl World {
 pub struct Answer {
     pub status: u16,
     pub retry_after: Option<String>,
+    pub allow: Option<String>,
+    pub content_type: Option<String>,
     pub json: Value,
 }
 

@@ -114,7 +114,8 @@ impl Receiver {
         self.filtered(|d| d.body.contains(needle))
     }
 
-    fn filtered(&self, keep: impl Fn(&Delivery) -> bool) -> Vec<Delivery> {
+    /// Every request `keep` selects, in arrival order.
+    pub fn filtered(&self, keep: impl Fn(&Delivery) -> bool) -> Vec<Delivery> {
         self.log()
             .deliveries
             .iter()
