@@ -5,6 +5,8 @@ SHELL := /bin/bash
 TOOLS_VENV := .venv/tools
 CARGO_LAMBDA := $(TOOLS_VENV)/bin/cargo-lambda
 TOOLS_PATH := PATH="$(abspath $(TOOLS_VENV))/bin:$$PATH"
+SCHEMATHESIS_VENV := .venv/schemathesis
+SCHEMATHESIS := $(SCHEMATHESIS_VENV)/bin/schemathesis
 # arm64 (Graviton) is the production default; `make build ARCH=x86-64` for x86 functions.
 ARCH ?= arm64
 # The local stack runs the functions on this machine, so they are built for its architecture.
@@ -13,7 +15,7 @@ LOCAL_ARCH := $(shell uname -m | sed -e 's/aarch64/arm64/' -e 's/x86_64/x86-64/'
 TF_MIRROR := $(wildcard /opt/tf-plugins)
 TF_INIT_ARGS := $(if $(TF_MIRROR),-plugin-dir=$(TF_MIRROR))
 
-.PHONY: help local build build-local test lint unit infra-check localstack-test integration bench clean
+.PHONY: help local build build-local test lint unit infra-check localstack-test integration schemathesis bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -21,6 +23,14 @@ help: ## List the targets
 $(CARGO_LAMBDA): tools/requirements.txt
 	python3 -m venv $(TOOLS_VENV)
 	$(TOOLS_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
+	@touch $@
+
+# The integration suite's property-based API run (tests/it/schema.rs) installs it through this.
+schemathesis: $(SCHEMATHESIS)
+$(SCHEMATHESIS): tests/schemathesis/requirements.lock
+	rm -rf $(SCHEMATHESIS_VENV)
+	python3 -m venv $(SCHEMATHESIS_VENV)
+	$(SCHEMATHESIS_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r $<
 	@touch $@
 
 local: build-local ## The whole stack on LocalStack with the demo backend, until Ctrl-C
@@ -59,6 +69,6 @@ bench: ## Benchmarks (not part of `make test`): batch concurrency, cold init
 	cargo bench -p storeforward-bench --bench batch
 	cargo bench -p storeforward-bench --bench init
 
-clean: ## Remove build output and the tools venv
+clean: ## Remove build output and the tools venvs
 	cargo clean
-	rm -rf $(TOOLS_VENV)
+	rm -rf $(TOOLS_VENV) $(SCHEMATHESIS_VENV)

@@ -13,6 +13,7 @@ mod delivery;
 mod fifo;
 mod outage;
 mod schedule;
+mod schema;
 mod support;
 
 use std::future::Future;
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
         delivery::permanent_rejections_are_dead_lettered_after_one_attempt,
         delivery::exhausted_retries_reach_the_dlq_through_the_redrive_policy,
         badinput::bad_input_gets_its_4xx_and_never_reaches_the_backend,
+        schema::the_api_conforms_to_its_openapi_document,
         fifo::each_group_is_delivered_in_order_under_failures,
         schedule::the_schedule_rule_targets_the_forwarder,
         schedule::a_scheduled_invocation_drains_the_queue,

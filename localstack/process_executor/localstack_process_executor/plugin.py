@@ -8,8 +8,9 @@ class ProcessRuntimeExecutorPlugin(RuntimeExecutorPlugin):
 
     def load(self, *args, **kwargs):
         from localstack_process_executor.executor import ProcessRuntimeExecutor
-        from localstack_process_executor.patches import keep_sqs_bodies_byte_identical
+        from localstack_process_executor import patches
 
-        keep_sqs_bodies_byte_identical()
+        patches.keep_sqs_bodies_byte_identical()
+        patches.pass_multipart_bodies_without_a_boundary()
 
         return ProcessRuntimeExecutor

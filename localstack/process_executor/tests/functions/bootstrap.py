@@ -44,7 +44,12 @@ while True:
         print(event["stderr"], file=sys.stderr, flush=True)
 
     if "httpMethod" in event:  # API Gateway proxy integration
-        body = {"path": event.get("path"), "method": event["httpMethod"], "pid": os.getpid()}
+        body = {
+            "path": event.get("path"),
+            "method": event["httpMethod"],
+            "body": event.get("body"),
+            "pid": os.getpid(),
+        }
         print(f"apigw request {event.get('path')}", flush=True)
         result = {
             "statusCode": 200,
