@@ -40,14 +40,15 @@ build: $(CARGO_LAMBDA) ## Build target/lambda/{store,forwarder}/bootstrap.zip fo
 	$(TOOLS_PATH) cargo lambda build --release --$(ARCH) --output-format zip --bin store --bin forwarder
 	@ls -l target/lambda/store/bootstrap.zip target/lambda/forwarder/bootstrap.zip
 
+# With the forwarder's test-only fault-injection hook (inactive unless FAULT_PANIC_MARKER is set).
 build-local: $(CARGO_LAMBDA) ## Build the functions for this machine into target/lambda-local/
-	$(TOOLS_PATH) cargo lambda build --release --$(LOCAL_ARCH) --output-format zip --lambda-dir target/lambda-local --bin store --bin forwarder
+	$(TOOLS_PATH) cargo lambda build --release --$(LOCAL_ARCH) --output-format zip --lambda-dir target/lambda-local --bin store --bin forwarder --features forwarder/fault-injection
 
 test: lint unit infra-check localstack-test integration ## Every test: lints, unit, Terraform, the LocalStack executor, integration
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --workspace --all-targets --locked -- -D warnings
+	cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 unit:
 	cargo test --workspace --exclude integration-tests --locked

@@ -11,6 +11,7 @@ mod badinput;
 mod chaos;
 mod delivery;
 mod fifo;
+mod forwarder;
 mod outage;
 mod schedule;
 mod schema;
@@ -42,6 +43,9 @@ fn main() -> ExitCode {
         badinput::bad_input_gets_its_4xx_and_never_reaches_the_backend,
         schema::the_api_conforms_to_its_openapi_document,
         fifo::each_group_is_delivered_in_order_under_failures,
+        forwarder::a_panic_while_delivering_fails_only_that_message,
+        forwarder::malformed_records_fail_alone_with_a_reason,
+        forwarder::messages_the_deadline_leaves_unstarted_come_back,
         schedule::the_schedule_rule_targets_the_forwarder,
         schedule::a_scheduled_invocation_drains_the_queue,
         schedule::the_failover_queue_takes_orders_and_is_drained_later,

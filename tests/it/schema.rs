@@ -14,21 +14,18 @@ const TIMEOUT: Duration = Duration::from_secs(300);
 pub async fn the_api_conforms_to_its_openapi_document(w: &World) -> Outcome {
     let stack = w.stack(StackKind::Standard)?;
     run("make", &["--no-print-directory", "-s", "schemathesis"])?;
+    // It keeps a cache of crashes in its working directory.
+    let workdir = root().join(".local/schemathesis");
+    std::fs::create_dir_all(&workdir).map_err(|e| format!("{}: {e}", workdir.display()))?;
     let mut command =
         tokio::process::Command::new(root().join(".venv/schemathesis/bin/schemathesis"));
     command
-        .current_dir(root())
-        .args([
-            "--config-file",
-            "tests/schemathesis/schemathesis.toml",
-            "--no-color",
-        ])
-        .args([
-            "run",
-            "infra/openapi.yaml",
-            "--url",
-            stack.output("api_url"),
-        ])
+        .current_dir(&workdir)
+        .arg("--config-file")
+        .arg(root().join("tests/schemathesis/schemathesis.toml"))
+        .args(["--no-color", "run"])
+        .arg(root().join("infra/openapi.yaml"))
+        .args(["--url", stack.output("api_url")])
         .args(["--max-examples", EXAMPLES, "--workers", "4"])
         .args(["--generation-database", "none"])
         .kill_on_drop(true);

@@ -3,6 +3,8 @@
 
 mod backend;
 mod config;
+#[cfg(feature = "fault-injection")]
+mod fault;
 mod handler;
 
 pub use backend::{BackendSettings, HttpBackend, Signer};
@@ -16,8 +18,11 @@ use storeforward_sqs::SqsSource;
 /// Builds the HTTP and SQS clients once and serves events until the runtime stops.
 pub async fn run(config: Config) -> Result<(), Error> {
     let client = config.sqs.client().await;
+    let backend = HttpBackend::new(&config.backend)?;
+    #[cfg(feature = "fault-injection")]
+    let backend = fault::PanicOn::from_env(backend);
     let forwarder = Forwarder {
-        backend: HttpBackend::new(&config.backend)?,
+        backend,
         primary: SqsSource::new(client, &config.queue_url, config.dlq_url.clone()),
         failover_url: config.failover_queue_url.clone(),
         policy: config.policy(),

@@ -66,16 +66,19 @@ pub enum StackKind {
     Chaos,
     /// A failover queue, and a store that reaches SQS through the suite's proxy.
     Outage,
+    /// A forwarder with a 3 s timeout that delivers one message at a time.
+    Deadline,
 }
 
 impl StackKind {
     /// Every stack; `name` has one arm per variant, keep this beside it.
-    const ALL: [Self; 5] = [
+    const ALL: [Self; 6] = [
         Self::Standard,
         Self::Fifo,
         Self::Scheduled,
         Self::Chaos,
         Self::Outage,
+        Self::Deadline,
     ];
 
     fn name(self) -> &'static str {
@@ -85,6 +88,7 @@ impl StackKind {
             Self::Scheduled => "sched",
             Self::Chaos => "chaos",
             Self::Outage => "outage",
+            Self::Deadline => "deadline",
         }
     }
 }
@@ -388,6 +392,44 @@ impl World {
         }
         Ok(result)
     }
+
+    /// Every log line a function wrote since `since_ms` (epoch milliseconds), oldest first.
+    pub async fn log_lines(&self, function: &str, since_ms: u64) -> Result<Vec<String>, String> {
+        let mut lines = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut request = serde_json::json!({
+                "logGroupName": format!("/aws/lambda/{function}"),
+                "startTime": since_ms,
+            });
+            if let Some(t) = &token {
+                request["nextToken"] = t.clone().into();
+            }
+            let (status, page) = self
+                .aws("logs", Some("Logs_20140328.FilterLogEvents"), "/", &request)
+                .await?;
+            if status != 200 {
+                return Err(format!("FilterLogEvents for {function}: {status} {page}"));
+            }
+            let events = page["events"].as_array().cloned().unwrap_or_default();
+            lines.extend(
+                events
+                    .iter()
+                    .filter_map(|e| e["message"].as_str().map(str::to_owned)),
+            );
+            match page["nextToken"].as_str() {
+                Some(t) if !events.is_empty() => token = Some(t.to_owned()),
+                _ => return Ok(lines),
+            }
+        }
+    }
+}
+
+/// Milliseconds since the epoch, as log events and SQS count time.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The store's answer to one POST.

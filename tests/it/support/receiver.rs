@@ -5,6 +5,7 @@
 //! - `"ok"` (or absent): 200
 //! - `"fail-first:N"`: 503 for the first N attempts of that idempotency key, then 200
 //! - `"status:S"`: always S (a permanent 4xx, or a 5xx that never recovers)
+//! - `"slow"`: 200 after 800 ms
 //! - `"chaos"`: a fixed pseudo-random mix per attempt (see [`chaos`]): about 40 % of attempts fail
 
 use std::collections::HashMap;
@@ -22,7 +23,7 @@ pub const PORT: u16 = 9911;
 /// What a `429` from [`chaos`] asks for.
 pub const RETRY_AFTER: Duration = Duration::from_secs(2);
 /// How long [`Action::Slow`] takes to answer 200.
-const SLOW: Duration = Duration::from_millis(800);
+pub const SLOW: Duration = Duration::from_millis(800);
 /// A hanging request is held this long at most, far past any forwarder's request timeout.
 const HANG: Duration = Duration::from_secs(30);
 
@@ -200,6 +201,7 @@ fn decide(body: &str, key: &str, attempt: u32) -> Action {
         Some(("fail-first", n)) if attempt <= n.parse().unwrap_or(0) => Action::Status(503),
         Some(("status", s)) => Action::Status(s.parse().unwrap_or(500)),
         _ if behaviour == "chaos" => chaos(key, attempt),
+        _ if behaviour == "slow" => Action::Slow,
         _ => Action::Status(200),
     }
 }

@@ -1,0 +1,38 @@
+//! Test-only fault injection, compiled in only with the `fault-injection` feature: the local
+//! builds the integration suite deploys (`make build-local`), never the release zips of
+//! `make build`.
+//!
+//! `FAULT_PANIC_MARKER`: delivering a message whose body contains this text panics, the way a bug
+//! in the delivery path would, so the suite can show that only that message fails.
+
+use storeforward_core::batch::{Backend, Message};
+use storeforward_core::retry::Attempt;
+
+/// Wraps the real backend; a no-op unless `FAULT_PANIC_MARKER` is set.
+pub struct PanicOn<B> {
+    inner: B,
+    marker: Option<String>,
+}
+
+impl<B> PanicOn<B> {
+    pub fn from_env(inner: B) -> Self {
+        let marker = std::env::var("FAULT_PANIC_MARKER")
+            .ok()
+            .filter(|m| !m.is_empty());
+        if let Some(marker) = &marker {
+            tracing::warn!(%marker, "fault injection: messages containing the marker panic");
+        }
+        Self { inner, marker }
+    }
+}
+
+impl<B: Backend> Backend for PanicOn<B> {
+    async fn deliver(&self, message: &Message) -> Attempt {
+        if let Some(marker) = &self.marker
+            && message.body.contains(marker.as_str())
+        {
+            panic!("injected fault: the body contains {marker}");
+        }
+        self.inner.deliver(message).await
+    }
+}
