@@ -53,6 +53,11 @@ run "defaults" {
   }
 
   assert {
+    condition     = length(aws_api_gateway_method.store) == 2 && alltrue([for m in aws_api_gateway_method.store : m.http_method == "ANY"]) && aws_api_gateway_resource.proxy.path_part == "{proxy+}"
+    error_message = "Every method on / and /{proxy+} must reach the store, which answers wrong routes with its JSON 404/405."
+  }
+
+  assert {
     condition     = aws_lambda_function.forwarder.logging_config[0].log_format == "JSON" && aws_lambda_function.forwarder.architectures[0] == "arm64"
     error_message = "The forwarder must log JSON and default to arm64."
   }
