@@ -65,10 +65,9 @@ localstack-test:
 integration: ## The integration suite against the local stack (brings it up, or reuses a running LocalStack)
 	cargo test -p integration-tests --test integration --locked
 
-bench: ## Benchmarks (not part of `make test`): batch concurrency, cold init
+bench: ## Benchmarks (not part of `make test`): batch concurrency and sizes, store hot path, cold init
 	cargo build --release --bins --locked
-	cargo bench -p storeforward-bench --bench batch
-	cargo bench -p storeforward-bench --bench init
+	cargo bench -p storeforward-bench --locked
 
 clean: ## Remove build output and the tools venvs
 	cargo clean

@@ -1,0 +1,229 @@
+//! Large batches through the real forwarder binary: batches of 100 and 1,000 messages (standard
+//! queues take up to 10,000 with a batching window) with `MAX_IN_FLIGHT` 10, 50 and 100, and a
+//! batch of 10 messages of 256 KiB, against a backend on 127.0.0.1 that answers in 100 ms. Each
+//! run is one invocation served by a Lambda Runtime API stand-in; the time is from handing out
+//! the event to receiving the batch response, the memory is the forwarder process's peak RSS
+//! (`VmHWM`). Build first: `cargo build --release --bins` (`make bench` does).
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+const BACKEND_LATENCY: Duration = Duration::from_millis(100);
+const RUNS: usize = 3;
+/// (messages, `MAX_IN_FLIGHT`, body bytes)
+const CASES: [(usize, usize, usize); 8] = [
+    (100, 10, 64),
+    (100, 50, 64),
+    (100, 100, 64),
+    (1_000, 10, 64),
+    (1_000, 50, 64),
+    (1_000, 100, 64),
+    (10, 10, 256 * 1024 - 1024),
+    (10, 1, 256 * 1024 - 1024),
+];
+
+fn forwarder_binary() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("release").join("forwarder")
+}
+
+async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr.to_string()
+}
+
+fn sqs_event(messages: usize, body_bytes: usize) -> String {
+    let pad = "x".repeat(body_bytes.saturating_sub(40));
+    let records: Vec<Value> = (0..messages)
+        .map(|i| {
+            json!({
+                "messageId": format!("m{i}"),
+                "receiptHandle": format!("rh{i}"),
+                "body": format!(r#"{{"id":"order-{i}","pad":"{pad}"}}"#),
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {
+                    "ContentType": {"stringValue": "application/json", "dataType": "String"},
+                    "IdempotencyKey": {"stringValue": format!("key-{i}"), "dataType": "String"}
+                },
+                "eventSourceARN": "arn:aws:sqs:eu-west-1:000000000000:orders",
+                "eventSource": "aws:sqs",
+                "awsRegion": "eu-west-1"
+            })
+        })
+        .collect();
+    json!({ "Records": records }).to_string()
+}
+
+/// The Runtime API stand-in: hands out `event` once, then reports the response.
+#[derive(Clone)]
+struct RuntimeApi {
+    event: Arc<Mutex<Option<String>>>,
+    handed_out: Arc<Mutex<Option<Instant>>>,
+    done: mpsc::UnboundedSender<(Duration, Value)>,
+}
+
+async fn next(State(api): State<RuntimeApi>) -> (HeaderMap, String) {
+    let Some(event) = api.event.lock().unwrap().take() else {
+        return std::future::pending().await;
+    };
+    let deadline = SystemTime::now() + Duration::from_secs(900);
+    let mut headers = HeaderMap::new();
+    let ms = deadline.duration_since(UNIX_EPOCH).unwrap().as_millis();
+    headers.insert("lambda-runtime-aws-request-id", "bench-1".parse().unwrap());
+    headers.insert(
+        "lambda-runtime-deadline-ms",
+        ms.to_string().parse().unwrap(),
+    );
+    headers.insert(
+        "lambda-runtime-invoked-function-arn",
+        "arn:aws:lambda:eu-west-1:000000000000:function:bench"
+            .parse()
+            .unwrap(),
+    );
+    *api.handed_out.lock().unwrap() = Some(Instant::now());
+    (headers, event)
+}
+
+async fn response(State(api): State<RuntimeApi>, body: String) -> &'static str {
+    let took = api
+        .handed_out
+        .lock()
+        .unwrap()
+        .map(|t| t.elapsed())
+        .unwrap_or_default();
+    let _ = api
+        .done
+        .send((took, serde_json::from_str(&body).unwrap_or(Value::Null)));
+    "{}"
+}
+
+/// Peak resident set size of a process, from `/proc/<pid>/status`.
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// One invocation of the forwarder binary with one batch; returns its time and peak RSS.
+async fn run_once(
+    backend: &str,
+    messages: usize,
+    in_flight: usize,
+    body: usize,
+) -> (Duration, u64) {
+    let (done, mut finished) = mpsc::unbounded_channel();
+    let api = RuntimeApi {
+        event: Arc::new(Mutex::new(Some(sqs_event(messages, body)))),
+        handed_out: Arc::default(),
+        done,
+    };
+    let addr = serve(
+        Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(response),
+            )
+            .layer(axum::extract::DefaultBodyLimit::disable())
+            .with_state(api),
+    )
+    .await;
+    let mut child = Command::new(forwarder_binary())
+        .env_clear()
+        .envs([
+            ("AWS_LAMBDA_RUNTIME_API", addr.as_str()),
+            ("AWS_LAMBDA_FUNCTION_NAME", "bench"),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("QUEUE_URL", "http://127.0.0.1:9/000000000000/orders"),
+            ("BACKEND_URL", backend),
+            ("REQUEST_TIMEOUT_MS", "60000"),
+            ("MAX_IN_FLIGHT", &in_flight.to_string()),
+            ("RUST_LOG", "warn"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (took, result) = tokio::time::timeout(Duration::from_secs(120), finished.recv())
+        .await
+        .expect("the forwarder answered within 120 s")
+        .unwrap();
+    let rss = peak_rss_kib(child.id());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        result["batchItemFailures"],
+        json!([]),
+        "every message delivered"
+    );
+    (took, rss)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo bench -- --list` probes every bench binary
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let backend = rt.block_on(serve(
+        Router::new().route(
+            "/sales/save-order",
+            post(|_body: axum::body::Bytes| async {
+                tokio::time::sleep(BACKEND_LATENCY).await;
+                "ok"
+            })
+            .layer(axum::extract::DefaultBodyLimit::disable()),
+        ),
+    ));
+    let backend = format!("http://{backend}/sales/save-order");
+    let mut csv = String::from("messages,max_in_flight,body_bytes,median_ms,peak_rss_kib\n");
+    println!(
+        "batch through the forwarder binary, backend {BACKEND_LATENCY:?}, median of {RUNS} runs"
+    );
+    println!(
+        "{:>8} {:>13} {:>10} {:>11} {:>9} {:>13}",
+        "messages", "MAX_IN_FLIGHT", "body", "time", "msg/s", "peak RSS"
+    );
+    for (messages, in_flight, body) in CASES {
+        let mut runs: Vec<(Duration, u64)> = (0..RUNS)
+            .map(|_| rt.block_on(run_once(&backend, messages, in_flight, body)))
+            .collect();
+        runs.sort();
+        let (median, _) = runs[RUNS / 2];
+        let rss = runs.iter().map(|r| r.1).max().unwrap_or(0);
+        println!(
+            "{messages:>8} {in_flight:>13} {body:>10} {:>9.1}ms {:>9.0} {:>10.1}MiB",
+            median.as_secs_f64() * 1e3,
+            messages as f64 / median.as_secs_f64(),
+            rss as f64 / 1024.0,
+        );
+        csv.push_str(&format!(
+            "{messages},{in_flight},{body},{:.1},{rss}\n",
+            median.as_secs_f64() * 1e3
+        ));
+    }
+    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("batch_sizes.csv"), csv).unwrap();
+}
