@@ -3,7 +3,8 @@
 //! batch of 10 messages of 256 KiB, against a backend on 127.0.0.1 that answers in 100 ms. Each
 //! run is one invocation served by a Lambda Runtime API stand-in; the time is from handing out
 //! the event to receiving the batch response, the memory is the forwarder process's peak RSS
-//! (`VmHWM`). Build first: `cargo build --release --bins` (`make bench` does).
+//! (`VmHWM`). Build first: `cargo build --release --bins` (`make bench` does). Writes
+//! `target/bench/batch_sizes.csv` and the plot `docs/bench/batch_sizes.svg`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -198,6 +199,7 @@ fn main() {
     ));
     let backend = format!("http://{backend}/sales/save-order");
     let mut csv = String::from("messages,max_in_flight,body_bytes,median_ms,peak_rss_kib\n");
+    let mut results = Vec::new();
     println!(
         "batch through the forwarder binary, backend {BACKEND_LATENCY:?}, median of {RUNS} runs"
     );
@@ -222,8 +224,69 @@ fn main() {
             "{messages},{in_flight},{body},{:.1},{rss}\n",
             median.as_secs_f64() * 1e3
         ));
+        results.push((messages, in_flight, body, median, rss));
     }
+    plot(&results);
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("batch_sizes.csv"), csv).unwrap();
+}
+
+/// Messages per second against `MAX_IN_FLIGHT`, one line per batch size, with the ideal
+/// (`MAX_IN_FLIGHT` / backend latency) for reference.
+fn plot(results: &[(usize, usize, usize, Duration, u64)]) {
+    use plotters::prelude::*;
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/bench/batch_sizes.svg");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let root = SVGBackend::new(&path, (720, 420)).into_drawing_area();
+    root.fill(&WHITE).unwrap();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Forwarder throughput, backend answering in 100 ms",
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0f64..110f64, 0f64..1100f64)
+        .unwrap();
+    chart
+        .configure_mesh()
+        .x_desc("MAX_IN_FLIGHT")
+        .y_desc("messages per second")
+        .draw()
+        .unwrap();
+    let ideal = [(0.0, 0.0), (100.0, 1000.0)];
+    chart
+        .draw_series(LineSeries::new(ideal, BLACK.mix(0.3)))
+        .unwrap()
+        .label("ideal: MAX_IN_FLIGHT / 100 ms")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLACK.mix(0.3)));
+    for (colour, messages) in [(BLUE, 100), (RED, 1_000)] {
+        let points: Vec<(f64, f64)> = results
+            .iter()
+            .filter(|r| r.0 == messages && r.2 < 1024)
+            .map(|r| (r.1 as f64, r.0 as f64 / r.3.as_secs_f64()))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
+            .unwrap()
+            .label(format!("batch of {messages}"))
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], colour.stroke_width(2)));
+        chart
+            .draw_series(
+                points
+                    .into_iter()
+                    .map(|p| Circle::new(p, 4, colour.filled())),
+            )
+            .unwrap();
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .border_style(BLACK.mix(0.2))
+        .background_style(WHITE)
+        .draw()
+        .unwrap();
+    root.present().unwrap();
 }
