@@ -118,7 +118,9 @@ impl<B: Backend> Forwarder<B> {
     }
 
     /// Drains the primary queue, then the failover queue, until each is empty, the time budget
-    /// is spent, or `POLL_MAX_MESSAGES` were received.
+    /// is spent, or `POLL_MAX_MESSAGES` were received. While one batch is delivered, the next is
+    /// received and the previous one deleted, so that SQS round trips do not stall delivery (a
+    /// `MAX_RPS` pacer would otherwise lose their time on every batch).
     async fn poll(&self, deadline: Instant) -> Tally {
         let pacer = self.poll.max_rps.map(Pacer::per_second);
         let failover = self
@@ -128,39 +130,54 @@ impl<B: Backend> Forwarder<B> {
         let mut tally = Tally::default();
         for source in std::iter::once(&self.primary).chain(failover.as_ref()) {
             let policy = self.policy_for(source);
+            let mut batch: Vec<Message> = Vec::new();
+            let mut handled: Vec<String> = Vec::new();
+            let mut draining = true;
             loop {
-                let room = self
-                    .poll
-                    .max_messages
-                    .map_or(10, |cap| cap.saturating_sub(tally.received).min(10));
-                if room == 0 || Instant::now() + self.poll.wait + policy.attempt_budget > deadline {
-                    break;
-                }
-                let messages = match source.receive(room as i32, self.poll.wait).await {
-                    Ok(messages) if messages.is_empty() => break,
-                    Ok(messages) => messages,
-                    Err(e) => {
-                        error!(queue = source.url(), error = %e, "receive failed; ending this poll");
-                        break;
-                    }
-                };
-                let outcomes = process(
-                    &messages,
-                    &self.backend,
-                    source,
-                    &policy,
-                    deadline,
-                    pacer.as_ref(),
-                )
-                .await;
-                let done: Vec<&str> = messages
+                let room = self.poll.max_messages.map_or(10, |cap| {
+                    cap.saturating_sub(tally.received + batch.len()).min(10)
+                });
+                let fetch = draining
+                    && room > 0
+                    && Instant::now() + self.poll.wait + policy.attempt_budget <= deadline;
+                let handles: Vec<&str> = handled.iter().map(String::as_str).collect();
+                let (outcomes, fetched, _) = tokio::join!(
+                    process(
+                        &batch,
+                        &self.backend,
+                        source,
+                        &policy,
+                        deadline,
+                        pacer.as_ref()
+                    ),
+                    async {
+                        if fetch {
+                            Some(source.receive(room as i32, self.poll.wait).await)
+                        } else {
+                            None
+                        }
+                    },
+                    source.delete(&handles),
+                );
+                outcomes.iter().for_each(|o| tally.add(o));
+                handled = batch
                     .iter()
                     .zip(&outcomes)
                     .filter(|(_, o)| o.is_handled())
-                    .map(|(m, _)| m.receipt_handle.as_str())
+                    .map(|(m, _)| m.receipt_handle.clone())
                     .collect();
-                source.delete(&done).await;
-                outcomes.iter().for_each(|o| tally.add(o));
+                batch = match fetched {
+                    Some(Ok(messages)) => messages,
+                    Some(Err(e)) => {
+                        error!(queue = source.url(), error = %e, "receive failed; ending this poll");
+                        Vec::new()
+                    }
+                    None => Vec::new(),
+                };
+                draining &= !batch.is_empty();
+                if batch.is_empty() && handled.is_empty() {
+                    break;
+                }
             }
         }
         info!(?tally, "poll done");
