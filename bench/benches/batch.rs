@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::time::Duration;
 
 use aws_sdk_sqs::config::{BehaviorVersion, Region};
@@ -16,6 +18,8 @@ use serde_json::{Value, json};
 use storeforward_core::batch::{AfterPermanent, Policy};
 use storeforward_core::fakes::policy;
 use storeforward_sqs::SqsSource;
+
+use common::sqs_event;
 
 const BACKEND_LATENCY: Duration = Duration::from_millis(100);
 const BATCH: usize = 10;
@@ -71,27 +75,6 @@ fn forwarder(url: &str, max_in_flight: usize) -> Forwarder<HttpBackend> {
     }
 }
 
-fn sqs_event(n: usize) -> Value {
-    let records: Vec<Value> = (0..n)
-        .map(|i| {
-            json!({
-                "messageId": format!("m{i}"),
-                "receiptHandle": format!("rh{i}"),
-                "body": format!(r#"{{"id":"order-{i}","qty":1}}"#),
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {
-                    "ContentType": {"stringValue": "application/json", "dataType": "String"},
-                    "IdempotencyKey": {"stringValue": format!("key-{i}"), "dataType": "String"}
-                },
-                "eventSourceARN": "arn:aws:sqs:eu-west-1:000000000000:orders",
-                "eventSource": "aws:sqs",
-                "awsRegion": "eu-west-1"
-            })
-        })
-        .collect();
-    json!({ "Records": records })
-}
-
 fn event(payload: &Value) -> LambdaEvent<Value> {
     let mut ctx = Context::default();
     ctx.deadline = (std::time::SystemTime::now() + Duration::from_secs(900))
@@ -104,7 +87,7 @@ fn event(payload: &Value) -> LambdaEvent<Value> {
 fn batch_of_ten(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let url = rt.block_on(slow_backend());
-    let payload = sqs_event(BATCH);
+    let payload = sqs_event(BATCH, |i| format!(r#"{{"id":"order-{i}","qty":1}}"#));
     let mut group = c.benchmark_group("forwarder_batch_10_backend_100ms");
     group
         .sample_size(10)

@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -19,6 +21,8 @@ use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+
+use common::{release_binary, sqs_event};
 
 const BACKEND_LATENCY: Duration = Duration::from_millis(100);
 const RUNS: usize = 3;
@@ -34,13 +38,6 @@ const CASES: [(usize, usize, usize); 8] = [
     (10, 1, 256 * 1024 - 1024),
 ];
 
-fn forwarder_binary() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    target.join("release").join("forwarder")
-}
-
 async fn serve(app: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -48,26 +45,12 @@ async fn serve(app: Router) -> String {
     addr.to_string()
 }
 
-fn sqs_event(messages: usize, body_bytes: usize) -> String {
+fn padded_event(messages: usize, body_bytes: usize) -> String {
     let pad = "x".repeat(body_bytes.saturating_sub(40));
-    let records: Vec<Value> = (0..messages)
-        .map(|i| {
-            json!({
-                "messageId": format!("m{i}"),
-                "receiptHandle": format!("rh{i}"),
-                "body": format!(r#"{{"id":"order-{i}","pad":"{pad}"}}"#),
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {
-                    "ContentType": {"stringValue": "application/json", "dataType": "String"},
-                    "IdempotencyKey": {"stringValue": format!("key-{i}"), "dataType": "String"}
-                },
-                "eventSourceARN": "arn:aws:sqs:eu-west-1:000000000000:orders",
-                "eventSource": "aws:sqs",
-                "awsRegion": "eu-west-1"
-            })
-        })
-        .collect();
-    json!({ "Records": records }).to_string()
+    sqs_event(messages, |i| {
+        format!(r#"{{"id":"order-{i}","pad":"{pad}"}}"#)
+    })
+    .to_string()
 }
 
 /// The Runtime API stand-in: hands out `event` once, then reports the response.
@@ -132,7 +115,7 @@ async fn run_once(
 ) -> (Duration, u64) {
     let (done, mut finished) = mpsc::unbounded_channel();
     let api = RuntimeApi {
-        event: Arc::new(Mutex::new(Some(sqs_event(messages, body)))),
+        event: Arc::new(Mutex::new(Some(padded_event(messages, body)))),
         handed_out: Arc::default(),
         done,
     };
@@ -147,7 +130,7 @@ async fn run_once(
             .with_state(api),
     )
     .await;
-    let mut child = Command::new(forwarder_binary())
+    let mut child = Command::new(release_binary("forwarder"))
         .env_clear()
         .envs([
             ("AWS_LAMBDA_RUNTIME_API", addr.as_str()),

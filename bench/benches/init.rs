@@ -2,20 +2,17 @@
 //! `GET /2018-06-01/runtime/invocation/next` on a Lambda Runtime API stand-in on 127.0.0.1.
 //! Build first: `cargo build --release --bins` (`make bench` does).
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const RUNS: usize = 30;
+use common::release_binary;
 
-fn binary(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    target.join("release").join(name)
-}
+const RUNS: usize = 30;
 
 /// One cold start; `None` if the binary did not ask for an event within 10 s.
 fn init_time(bin: &PathBuf) -> std::io::Result<Option<Duration>> {
@@ -60,7 +57,7 @@ fn main() -> std::io::Result<()> {
         return Ok(()); // `cargo bench -- --list` probes every bench binary
     }
     for name in ["store", "forwarder"] {
-        let bin = binary(name);
+        let bin = release_binary(name);
         if !bin.exists() {
             eprintln!(
                 "{} is missing: run `cargo build --release --bins` first",
