@@ -6,6 +6,7 @@
 //! in the delivery path would, so the suite can show that only that message fails.
 
 use storeforward_core::batch::{Backend, Message};
+use storeforward_core::config::Env;
 use storeforward_core::retry::Attempt;
 
 /// Wraps the real backend; a no-op unless `FAULT_PANIC_MARKER` is set.
@@ -16,9 +17,7 @@ pub struct PanicOn<B> {
 
 impl<B> PanicOn<B> {
     pub fn from_env(inner: B) -> Self {
-        let marker = std::env::var("FAULT_PANIC_MARKER")
-            .ok()
-            .filter(|m| !m.is_empty());
+        let marker = Env::process().optional("FAULT_PANIC_MARKER");
         if let Some(marker) = &marker {
             tracing::warn!(%marker, "fault injection: messages containing the marker panic");
         }
