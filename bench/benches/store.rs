@@ -6,18 +6,19 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{apigw_order_event, order};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use lambda_http::request::from_str;
-use serde_json::{Value, json};
 use store::App;
 use storeforward_core::order::{
     DEFAULT_MAX_MESSAGE_BYTES, Order, OrderRules, Storage, StorageError,
 };
 
-const EVENT: &str = include_str!("../../functions/store/tests/fixtures/apigw-rest-request.json");
 const TIMED_CALLS: usize = 100_000;
 
 /// Stands in for SQS: acknowledges at once and counts the calls.
@@ -45,30 +46,6 @@ fn app() -> App<Acknowledging> {
     }
 }
 
-/// The event Lambda delivers for `POST /orders/new-order` with `body`.
-fn event(body: &str) -> String {
-    let mut event: Value = serde_json::from_str(EVENT).unwrap();
-    event["path"] = json!("/orders/new-order");
-    event["resource"] = json!("/{proxy+}");
-    event["requestContext"]["path"] = json!("/v1/orders/new-order");
-    event["headers"] = json!({"Content-Type": "application/json", "Idempotency-Key": "order-42"});
-    event["multiValueHeaders"] =
-        json!({"Content-Type": ["application/json"], "Idempotency-Key": ["order-42"]});
-    event["body"] = json!(body);
-    event.to_string()
-}
-
-/// A typical order: a customer, eight lines, a note (808 bytes).
-fn order() -> String {
-    let lines: Vec<String> = (0..8)
-        .map(|i| format!(r#"{{"sku":"SKU-{i:05}","name":"Item number {i}, blue, size M","qty":{i},"price":"19.99"}}"#))
-        .collect();
-    format!(
-        r#"{{"orderId":"ord-2026-11-26-000042","customer":{{"id":"cust-8812","email":"jane@example.com"}},"currency":"EUR","lines":[{}],"note":"Leave at the door — merci ✓"}}"#,
-        lines.join(",")
-    )
-}
-
 /// One request through the handler, from event text to response.
 async fn one(app: &App<Acknowledging>, event: &str) -> u16 {
     let request = from_str(event).unwrap();
@@ -80,7 +57,7 @@ fn hot_path(c: &mut Criterion) {
         .build()
         .unwrap();
     let app = app();
-    let event = event(&order());
+    let event = apigw_order_event(&order(), "order-42");
     assert_eq!(rt.block_on(one(&app, &event)), 202);
 
     let mut group = c.benchmark_group("store_hot_path");

@@ -6,66 +6,17 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::{Arc, Mutex};
+mod common;
+
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
-use axum::Router;
-use axum::extract::State;
-use axum::routing::post;
+use common::local::{Setup, invoke, sqs};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::Value;
 
 const ORDERS: usize = 1_000;
 const MAX_RPS: f64 = 100.0;
-const LOCALSTACK: &str = "http://127.0.0.1:4566";
 const STACK: &str = "bench-throttle";
-
-type Arrivals = Arc<Mutex<Vec<Instant>>>;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn run(program: &str, args: &[&str], env: &[(&str, &str)]) {
-    let status = Command::new(program)
-        .args(args)
-        .envs(env.iter().copied())
-        .current_dir(root())
-        .status()
-        .unwrap();
-    assert!(status.success(), "{program} {args:?} failed");
-}
-
-async fn backend(arrivals: Arrivals) -> String {
-    let app = Router::new()
-        .route(
-            "/sales/save-order",
-            post(|State(log): State<Arrivals>| async move {
-                log.lock().unwrap().push(Instant::now());
-                "ok"
-            }),
-        )
-        .with_state(arrivals);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}/sales/save-order")
-}
-
-fn sqs() -> aws_sdk_sqs::Client {
-    aws_sdk_sqs::Client::from_conf(
-        aws_sdk_sqs::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(LOCALSTACK)
-            .credentials_provider(Credentials::new("test", "test", None, None, "bench"))
-            .build(),
-    )
-}
 
 /// Empties the queue, then fills it with `ORDERS` orders, ten per `SendMessageBatch`.
 async fn fill(sqs: &aws_sdk_sqs::Client, queue: &str) {
@@ -98,51 +49,18 @@ async fn fill(sqs: &aws_sdk_sqs::Client, queue: &str) {
     }
 }
 
-/// Invokes the function synchronously with the empty event of a poll; returns its answer.
-async fn invoke(function: &str) -> Value {
-    let response = reqwest::Client::new()
-        .post(format!("{LOCALSTACK}/2015-03-31/functions/{function}/invocations"))
-        .header(
-            "authorization",
-            "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/lambda/aws4_request, SignedHeaders=host, Signature=0",
-        )
-        .body("{}")
-        .timeout(Duration::from_secs(120))
-        .send()
-        .await
-        .unwrap();
-    response.json().await.unwrap()
-}
-
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    let Some(setup) = Setup::start(STACK, "bench/stacks/throttle.tfvars") else {
         return; // `cargo bench -- --list` probes every bench binary
-    }
-    let started = std::net::TcpStream::connect(("127.0.0.1", 4566)).is_err();
-    if started {
-        run("localstack/bin/start", &[], &[]);
-    }
-    run("make", &["--no-print-directory", "-s", "build-local"], &[]);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let arrivals = Arrivals::default();
-    let url = rt.block_on(backend(arrivals.clone()));
-    run(
-        "scripts/apply-local",
-        &[STACK, "bench/stacks/throttle.tfvars"],
-        &[("BACKEND_URL", &url)],
-    );
-    let outputs: Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join(format!(".local/stacks/{STACK}/outputs.json")))
-            .unwrap(),
-    )
-    .unwrap();
+    };
     let (queue, function) = (
-        outputs["queue_url"].as_str().unwrap(),
-        outputs["forwarder_function_name"].as_str().unwrap(),
+        setup.output("queue_url"),
+        setup.output("forwarder_function_name"),
     );
+    let arrivals = &setup.arrivals;
 
-    let tally = rt.block_on(async {
-        fill(&sqs(), queue).await;
+    let tally = setup.rt.block_on(async {
+        fill(&sqs(), &queue).await;
         let bar = ProgressBar::new(ORDERS as u64).with_style(
             ProgressStyle::with_template("{bar:40} {pos}/{len} delivered, {per_sec}").unwrap(),
         );
@@ -155,13 +73,13 @@ fn main() {
                 }
             })
         };
-        let tally = invoke(function).await;
+        let tally = invoke(&reqwest::Client::new(), &function, "{}".into()).await;
         watching.abort();
         bar.finish();
         tally
     });
 
-    let times = arrivals.lock().unwrap().clone();
+    let times: Vec<Instant> = arrivals.lock().unwrap().iter().map(|(t, _)| *t).collect();
     let span = times[times.len() - 1] - times[0];
     let rate = (times.len() - 1) as f64 / span.as_secs_f64();
     // Deliveries per whole second of the run.
@@ -181,7 +99,4 @@ fn main() {
         per_second.iter().max().unwrap_or(&0),
     );
     assert_eq!(times.len(), ORDERS, "every order delivered once");
-    if started {
-        run("localstack/bin/stop", &[], &[]);
-    }
 }

@@ -1,0 +1,157 @@
+//! The local stack for the benches that need one: LocalStack on 127.0.0.1 (started unless one
+//! runs, and stopped again), the functions (`make build-local`), `infra/` applied as a named
+//! stack, and a backend on 127.0.0.1 that notes when each order arrives.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+use axum::Router;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::post;
+use serde_json::Value;
+
+pub const LOCALSTACK: &str = "http://127.0.0.1:4566";
+
+/// When each delivery reached the backend, with its `Idempotency-Key`.
+pub type Arrivals = Arc<Mutex<Vec<(Instant, String)>>>;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn run(program: &str, args: &[&str], env: &[(&str, &str)]) {
+    let status = Command::new(program)
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(root())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{program} {args:?} failed");
+}
+
+/// What a bench on the local stack starts from: its runtime, the backend's arrivals, the stack's
+/// outputs; LocalStack stops (if the bench started it) when this is dropped.
+pub struct Setup {
+    pub rt: tokio::runtime::Runtime,
+    pub arrivals: Arrivals,
+    pub outputs: Value,
+    _local: LocalStack,
+}
+
+impl Setup {
+    /// LocalStack, the backend and the stack `stack` applied with `tfvars`; `None` when cargo
+    /// only lists the benches (`cargo bench -- --list`).
+    pub fn start(stack: &str, tfvars: &str) -> Option<Self> {
+        if std::env::args().any(|a| a == "--list") {
+            return None;
+        }
+        let local = LocalStack::up();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let arrivals = Arrivals::default();
+        let url = rt.block_on(backend(arrivals.clone()));
+        let outputs = local.apply(stack, tfvars, &url);
+        Some(Self {
+            rt,
+            arrivals,
+            outputs,
+            _local: local,
+        })
+    }
+
+    /// A string output of the stack.
+    pub fn output(&self, name: &str) -> String {
+        self.outputs[name].as_str().unwrap().to_owned()
+    }
+}
+
+/// LocalStack for the length of a bench: started unless one already answers, stopped on drop
+/// only if this started it.
+struct LocalStack {
+    started: bool,
+}
+
+impl LocalStack {
+    fn up() -> Self {
+        let started = std::net::TcpStream::connect(("127.0.0.1", 4566)).is_err();
+        if started {
+            run("localstack/bin/start", &[], &[]);
+        }
+        Self { started }
+    }
+
+    /// Builds the functions and applies `infra/` as `stack` with `tfvars` (repo-relative) and the
+    /// backend at `backend_url`; returns the stack's outputs.
+    fn apply(&self, stack: &str, tfvars: &str, backend_url: &str) -> Value {
+        run("make", &["--no-print-directory", "-s", "build-local"], &[]);
+        run(
+            "scripts/apply-local",
+            &[stack, tfvars],
+            &[("BACKEND_URL", backend_url)],
+        );
+        let outputs = root().join(format!(".local/stacks/{stack}/outputs.json"));
+        serde_json::from_str(&std::fs::read_to_string(outputs).unwrap()).unwrap()
+    }
+}
+
+impl Drop for LocalStack {
+    fn drop(&mut self) {
+        if self.started {
+            run("localstack/bin/stop", &[], &[]);
+        }
+    }
+}
+
+/// A backend on 127.0.0.1 that answers every order with 200 and notes its arrival; returns its URL.
+async fn backend(arrivals: Arrivals) -> String {
+    let app = Router::new()
+        .route(
+            "/sales/save-order",
+            post(
+                |State(log): State<Arrivals>, headers: HeaderMap| async move {
+                    let key = headers
+                        .get("idempotency-key")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    log.lock().unwrap().push((Instant::now(), key));
+                    "ok"
+                },
+            ),
+        )
+        .with_state(arrivals);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/sales/save-order")
+}
+
+pub fn sqs() -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(LOCALSTACK)
+            .credentials_provider(Credentials::new("test", "test", None, None, "bench"))
+            .build(),
+    )
+}
+
+/// Invokes a function synchronously through LocalStack's Lambda API; returns its answer.
+pub async fn invoke(http: &reqwest::Client, function: &str, payload: String) -> Value {
+    let response = http
+        .post(format!("{LOCALSTACK}/2015-03-31/functions/{function}/invocations"))
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/lambda/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .body(payload)
+        .timeout(Duration::from_secs(120))
+        .send()
+        .await
+        .unwrap();
+    response.json().await.unwrap()
+}
