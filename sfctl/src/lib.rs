@@ -1,0 +1,157 @@
+//! `sfctl` operates a deployed storeforward stack through the AWS APIs, on AWS or on LocalStack
+//! (the standard AWS configuration: profile, region, credentials, `AWS_ENDPOINT_URL`).
+//!
+//! The queues are found by the stack's name prefix (`<prefix>-orders`, `<prefix>-orders-failover`,
+//! `<prefix>-orders-dlq`, each with `.fifo` for FIFO stacks), or given as URLs.
+
+mod dlq;
+mod queues;
+
+use aws_config::BehaviorVersion;
+use clap::{Args, Parser, Subcommand};
+
+pub use queues::Queues;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sfctl",
+    version,
+    about = "Operate a storeforward stack: queue status and the dead-letter queue"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub target: Target,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Which stack's queues to work on.
+#[derive(Debug, Args)]
+pub struct Target {
+    /// The stack's `name_prefix` (Terraform variable); its queues are found by name.
+    #[arg(
+        long,
+        env = "SFCTL_STACK",
+        default_value = "storeforward",
+        global = true
+    )]
+    pub stack: String,
+    /// The orders queue's URL, instead of finding it by name.
+    #[arg(long, env = "SFCTL_QUEUE_URL", global = true)]
+    pub queue_url: Option<String>,
+    /// The failover queue's URL, instead of finding it by name.
+    #[arg(long, env = "SFCTL_FAILOVER_QUEUE_URL", global = true)]
+    pub failover_queue_url: Option<String>,
+    /// The dead-letter queue's URL, instead of finding it by name.
+    #[arg(long, env = "SFCTL_DLQ_URL", global = true)]
+    pub dlq_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Depth, messages in flight, delayed messages and the age of the oldest message of the
+    /// orders queue, the failover queue and the dead-letter queue.
+    Status {
+        /// One JSON object per queue instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The dead-letter queue.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Shows dead letters and why they failed, without consuming them. Each look counts as a
+    /// receive of the dead letter (the DLQ has no redrive policy, so that is harmless).
+    Peek {
+        /// Show at most this many.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        max: u32,
+        /// Print whole bodies (otherwise the first 200 characters).
+        #[arg(long)]
+        body: bool,
+        /// One JSON object per dead letter instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Moves every dead letter back to the orders queue (SQS `StartMessageMoveTask`) and follows
+    /// the move with a progress bar until it ends.
+    Redrive {
+        /// Messages per second at most (SQS default: as fast as it can, up to 500/s).
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..=500))]
+        rate: Option<i32>,
+        /// Start the move and return at once, without following it.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Stops a running redrive; the messages moved so far stay moved.
+    Cancel,
+    /// Deletes every dead letter, after typing the queue's name (or with `--yes`).
+    Purge {
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// Runs one command against the configured AWS (or LocalStack) account.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let queues = Queues::resolve(&sqs, &cli.target).await?;
+    match cli.command {
+        Command::Status { json } => {
+            let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
+            queues::status(&sqs, &cloudwatch, &queues, json).await
+        }
+        Command::Dlq(DlqCommand::Peek { max, body, json }) => {
+            dlq::peek(&sqs, &queues.dlq, max as usize, body, json).await
+        }
+        Command::Dlq(DlqCommand::Redrive { rate, no_wait }) => {
+            dlq::redrive(&sqs, &queues, rate, !no_wait).await
+        }
+        Command::Dlq(DlqCommand::Cancel) => dlq::cancel(&sqs, &queues.dlq).await,
+        Command::Dlq(DlqCommand::Purge { yes }) => dlq::purge(&sqs, &queues.dlq, yes).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn queue_urls_override_the_stack_name_anywhere_on_the_line() {
+        let cli = Cli::try_parse_from([
+            "sfctl",
+            "dlq",
+            "redrive",
+            "--rate",
+            "5",
+            "--dlq-url",
+            "http://q/dlq",
+        ])
+        .unwrap();
+        assert_eq!(cli.target.dlq_url.as_deref(), Some("http://q/dlq"));
+        assert!(matches!(
+            cli.command,
+            Command::Dlq(DlqCommand::Redrive {
+                rate: Some(5),
+                no_wait: false
+            })
+        ));
+    }
+
+    #[test]
+    fn rates_beyond_what_sqs_allows_are_refused() {
+        assert!(Cli::try_parse_from(["sfctl", "dlq", "redrive", "--rate", "501"]).is_err());
+        assert!(Cli::try_parse_from(["sfctl", "dlq", "redrive", "--rate", "0"]).is_err());
+    }
+}
