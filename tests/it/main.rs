@@ -12,6 +12,7 @@ mod chaos;
 mod delivery;
 mod fifo;
 mod forwarder;
+mod ops;
 mod outage;
 mod schedule;
 mod schema;
@@ -51,6 +52,7 @@ fn main() -> ExitCode {
         schedule::the_failover_queue_takes_orders_and_is_drained_later,
         outage::no_false_202_while_sqs_is_down_and_failover_takes_over,
         chaos::every_accepted_order_is_delivered_or_dead_lettered,
+        ops::sfctl_shows_peeks_redrives_and_purges_real_dead_letters,
     ];
     if args.list {
         let trials = suites

@@ -68,17 +68,20 @@ pub enum StackKind {
     Outage,
     /// A forwarder with a 3 s timeout that delivers one message at a time.
     Deadline,
+    /// Standard queue and DLQ for `sfctl`, whose redrives and purges move everything in it.
+    Ops,
 }
 
 impl StackKind {
     /// Every stack; `name` has one arm per variant, keep this beside it.
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 7] = [
         Self::Standard,
         Self::Fifo,
         Self::Scheduled,
         Self::Chaos,
         Self::Outage,
         Self::Deadline,
+        Self::Ops,
     ];
 
     fn name(self) -> &'static str {
@@ -89,6 +92,7 @@ impl StackKind {
             Self::Chaos => "chaos",
             Self::Outage => "outage",
             Self::Deadline => "deadline",
+            Self::Ops => "ops",
         }
     }
 }

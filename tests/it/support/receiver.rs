@@ -3,7 +3,8 @@
 //! connection). Each order chooses the answers with its `behaviour` field, so suites can share it:
 //!
 //! - `"ok"` (or absent): 200
-//! - `"fail-first:N"`: 503 for the first N attempts of that idempotency key, then 200
+//! - `"fail-first:N"`: 503 for the first N attempts of that idempotency key, then 200;
+//!   `"fail-first:N:S"` answers S instead of 503
 //! - `"status:S"`: always S (a permanent 4xx, or a 5xx that never recovers)
 //! - `"slow"`: 200 after 800 ms
 //! - `"chaos"`: a fixed pseudo-random mix per attempt (see [`chaos`]): about 40 % of attempts fail
@@ -198,7 +199,14 @@ fn decide(body: &str, key: &str, attempt: u32) -> Action {
         })
         .unwrap_or_else(|| "ok".into());
     match behaviour.split_once(':') {
-        Some(("fail-first", n)) if attempt <= n.parse().unwrap_or(0) => Action::Status(503),
+        Some(("fail-first", n)) => {
+            let (n, status) = n.split_once(':').unwrap_or((n, "503"));
+            if attempt <= n.parse().unwrap_or(0) {
+                Action::Status(status.parse().unwrap_or(503))
+            } else {
+                Action::Status(200)
+            }
+        }
         Some(("status", s)) => Action::Status(s.parse().unwrap_or(500)),
         _ if behaviour == "chaos" => chaos(key, attempt),
         _ if behaviour == "slow" => Action::Slow,

@@ -1,0 +1,200 @@
+//! `sfctl` against the local stack, as an operator runs it: the real binary, the standard AWS
+//! configuration pointed at LocalStack, real dead letters made by the real forwarder.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{Outcome, Stack, StackKind, World, ensure, poll_until, root, run, unique};
+
+/// How long a dead letter may take to arrive: three failed attempts with backoff, then the
+/// redrive policy's move (about 6 s measured).
+const TO_DLQ: Duration = Duration::from_secs(90);
+
+struct Output {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// Builds `sfctl` once for the suite; returns its path.
+fn binary() -> Result<PathBuf, String> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            run("cargo", &["build", "--quiet", "--locked", "-p", "sfctl"])?;
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| root().join("target"));
+            Ok(target.join("debug").join("sfctl"))
+        })
+        .clone()
+}
+
+/// Runs `sfctl ARGS` for the ops stack with stdin closed (not a terminal).
+async fn sfctl(args: &[&str]) -> Result<Output, String> {
+    let out = tokio::process::Command::new(binary()?)
+        .args(args)
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("SFCTL_STACK", "sfit-ops")
+        .env_remove("AWS_PROFILE")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| format!("sfctl {args:?}: {e}"))?;
+    Ok(Output {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+/// Runs `sfctl ARGS`, which must succeed; returns its standard output.
+async fn sfctl_ok(args: &[&str]) -> Result<String, String> {
+    let out = sfctl(args).await?;
+    if out.ok {
+        Ok(out.stdout)
+    } else {
+        Err(format!(
+            "sfctl {args:?} failed: {}{}",
+            out.stdout, out.stderr
+        ))
+    }
+}
+
+fn json_lines(text: &str) -> Result<Vec<Value>, String> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).map_err(|e| format!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// The DLQ's visible messages as `sfctl status --json` reports them.
+async fn dead_letters() -> Option<u64> {
+    let lines = json_lines(&sfctl_ok(&["status", "--json"]).await.ok()?).ok()?;
+    lines
+        .iter()
+        .find(|q| q["queue"] == "dlq")
+        .and_then(|q| q["visible"].as_u64())
+}
+
+async fn wait_for_dead_letters(n: u64) -> Outcome {
+    poll_until(&format!("{n} dead letter(s)"), TO_DLQ, || async {
+        (dead_letters().await == Some(n)).then_some(())
+    })
+    .await
+}
+
+async fn post(w: &World, stack: &Stack, run_id: &str, behaviour: &str) -> Result<String, String> {
+    let body = format!(r#"{{"id":"{}","behaviour":"{behaviour}"}}"#, unique(run_id));
+    w.accepted(stack, &body, &[]).await
+}
+
+pub async fn sfctl_shows_peeks_redrives_and_purges_real_dead_letters(w: &World) -> Outcome {
+    let stack = w.stack(StackKind::Ops)?;
+    let run_id = unique("ops");
+
+    // A permanent rejection the forwarder dead-letters at once, and an order whose retries run
+    // out so that the redrive policy moves it; the backend takes both on their next attempt.
+    let permanent = post(w, stack, &run_id, "fail-first:1:422").await?;
+    let exhausted = post(w, stack, &run_id, "fail-first:3").await?;
+    wait_for_dead_letters(2).await?;
+
+    let table = sfctl_ok(&["status"]).await?;
+    ensure(
+        [
+            "sfit-ops-orders ",
+            "sfit-ops-orders-dlq",
+            "2 dead letter(s)",
+        ]
+        .iter()
+        .all(|s| table.contains(s)),
+        || format!("status lacks the queues or the dead letters:\n{table}"),
+    )?;
+
+    let letters = json_lines(&sfctl_ok(&["dlq", "peek", "--json"]).await?)?;
+    let of = |key: &str| letters.iter().find(|l| l["idempotency_key"] == key);
+    let (Some(p), Some(e)) = (of(&permanent), of(&exhausted)) else {
+        return Err(format!("peek did not show both dead letters: {letters:?}"));
+    };
+    ensure(
+        p["failure"]["kind"] == "permanent"
+            && p["failure"]["status"] == 422
+            && p["failure"]["attempts"] == 1
+            && p["failure"]["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("422")),
+        || format!("the permanent dead letter lacks its reason: {p}"),
+    )?;
+    ensure(e["failure"]["kind"] == "retries exhausted", || {
+        format!("the redriven dead letter is not shown as such: {e}")
+    })?;
+    let text = sfctl_ok(&["dlq", "peek"]).await?;
+    ensure(text.contains(&permanent) && text.contains("why:"), || {
+        format!("text peek lacks the letters:\n{text}")
+    })?;
+    ensure(dead_letters().await == Some(2), || {
+        "peeking consumed dead letters".into()
+    })?;
+
+    let moved = sfctl_ok(&["dlq", "redrive"]).await?;
+    ensure(moved.contains("moved 2 dead letter(s)"), || {
+        format!("redrive did not report its move:\n{moved}")
+    })?;
+    for key in [&permanent, &exhausted] {
+        poll_until(
+            &format!("{key} delivered after the redrive"),
+            TO_DLQ,
+            || async {
+                w.receiver
+                    .deliveries(key)
+                    .iter()
+                    .any(|d| d.succeeded())
+                    .then_some(())
+            },
+        )
+        .await?;
+    }
+    wait_for_dead_letters(0).await?;
+
+    // Three orders that are always rejected: a slow redrive of them blocks a second one.
+    for _ in 0..3 {
+        post(w, stack, &run_id, "status:422").await?;
+    }
+    wait_for_dead_letters(3).await?;
+    sfctl_ok(&["dlq", "redrive", "--rate", "1", "--no-wait"]).await?;
+    let second = sfctl(&["dlq", "redrive"]).await?;
+    ensure(
+        !second.ok && second.stderr.contains("already running"),
+        || {
+            format!(
+                "a second redrive was not refused clearly: {}{}",
+                second.stdout, second.stderr
+            )
+        },
+    )?;
+    let cancelled = sfctl_ok(&["dlq", "cancel"]).await?;
+    ensure(cancelled.contains("cancelled"), || {
+        format!("cancel did not say so:\n{cancelled}")
+    })?;
+    // Whatever was moved fails again and comes back.
+    wait_for_dead_letters(3).await?;
+
+    let refused = sfctl(&["dlq", "purge"]).await?;
+    ensure(!refused.ok && refused.stderr.contains("--yes"), || {
+        format!(
+            "purge without a terminal or --yes was not refused: {}{}",
+            refused.stdout, refused.stderr
+        )
+    })?;
+    ensure(dead_letters().await == Some(3), || {
+        "a refused purge deleted dead letters".into()
+    })?;
+    sfctl_ok(&["dlq", "purge", "--yes"]).await?;
+    wait_for_dead_letters(0).await
+}

@@ -1,0 +1,3 @@
+# Integration suite, `sfctl` (tests/it/ops.rs): a standard stack of its own, because a redrive or a
+# purge takes everything in the DLQ; the suite's backend on 9911.
+backend_url = "http://127.0.0.1:9911/sales/save-order"
