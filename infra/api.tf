@@ -36,10 +36,11 @@ locals {
 resource "aws_api_gateway_method" "store" {
   for_each = local.routes
 
-  rest_api_id   = aws_api_gateway_rest_api.this.id
-  resource_id   = each.value
-  http_method   = "ANY"
-  authorization = "NONE"
+  rest_api_id      = aws_api_gateway_rest_api.this.id
+  resource_id      = each.value
+  http_method      = "ANY"
+  authorization    = var.api_auth == "iam" ? "AWS_IAM" : "NONE"
+  api_key_required = var.api_auth == "api_key"
 }
 
 resource "aws_api_gateway_integration" "store" {
@@ -86,7 +87,7 @@ resource "aws_api_gateway_deployment" "this" {
   triggers = {
     redeployment = sha1(jsonencode([
       aws_api_gateway_resource.proxy.id,
-      [for m in aws_api_gateway_method.store : [m.id, m.authorization]],
+      [for m in aws_api_gateway_method.store : [m.id, m.authorization, m.api_key_required]],
       [for i in aws_api_gateway_integration.store : [i.id, i.uri]],
       local.gateway_error,
     ]))
@@ -114,6 +115,50 @@ resource "aws_api_gateway_method_settings" "this" {
     throttling_rate_limit  = var.api_throttling_rate_limit
     throttling_burst_limit = var.api_throttling_burst_limit
   }
+}
+
+################################################################################
+# Authentication: an API key in a usage plan (api_auth = "api_key")
+################################################################################
+
+resource "aws_api_gateway_api_key" "this" {
+  count = var.api_auth == "api_key" ? 1 : 0
+
+  name        = "${var.name_prefix}-key"
+  description = "Callers of ${var.name_prefix}-api send it as x-api-key"
+}
+
+resource "aws_api_gateway_usage_plan" "this" {
+  count = var.api_auth == "api_key" ? 1 : 0
+
+  name        = "${var.name_prefix}-plan"
+  description = "Throttling and quota per API key of ${var.name_prefix}-api"
+
+  api_stages {
+    api_id = aws_api_gateway_rest_api.this.id
+    stage  = aws_api_gateway_stage.this.stage_name
+  }
+
+  throttle_settings {
+    rate_limit  = var.usage_plan_rate_limit
+    burst_limit = var.usage_plan_burst_limit
+  }
+
+  dynamic "quota_settings" {
+    for_each = var.usage_plan_quota_limit == null ? [] : [var.usage_plan_quota_limit]
+    content {
+      limit  = quota_settings.value
+      period = var.usage_plan_quota_period
+    }
+  }
+}
+
+resource "aws_api_gateway_usage_plan_key" "this" {
+  count = var.api_auth == "api_key" ? 1 : 0
+
+  key_id        = aws_api_gateway_api_key.this[0].id
+  key_type      = "API_KEY"
+  usage_plan_id = aws_api_gateway_usage_plan.this[0].id
 }
 
 ################################################################################

@@ -17,6 +17,22 @@ output "api_stage" {
   value       = aws_api_gateway_stage.this.stage_name
 }
 
+output "api_execution_arn" {
+  description = "Execution ARN of the API; with api_auth = iam, grant callers `execute-api:Invoke` on `<api_execution_arn>/<stage>/POST/orders/new-order`"
+  value       = aws_api_gateway_rest_api.this.execution_arn
+}
+
+output "api_key" {
+  description = "api_auth = api_key: the key callers send as `x-api-key` (`terraform output -raw api_key`); null otherwise"
+  value       = one(aws_api_gateway_api_key.this[*].value)
+  sensitive   = true
+}
+
+output "usage_plan_id" {
+  description = "api_auth = api_key: the usage plan; add more keys to it for more callers"
+  value       = one(aws_api_gateway_usage_plan.this[*].id)
+}
+
 output "order_path" {
   description = "Path of the order route, without the stage"
   value       = local.order_path

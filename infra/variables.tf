@@ -532,6 +532,61 @@ variable "api_endpoint_type" {
   }
 }
 
+variable "api_auth" {
+  description = "How callers authenticate: `api_key` (an `x-api-key` header; a usage plan with throttling and a quota), `iam` (SigV4-signed requests, `AWS_IAM` authorization; grant `execute-api:Invoke` on `api_execution_arn`) or `none` (for local experiments only: anyone who reaches the URL can post orders)"
+  type        = string
+  default     = "api_key"
+
+  validation {
+    condition     = contains(["api_key", "iam", "none"], var.api_auth)
+    error_message = "api_auth must be api_key, iam or none."
+  }
+}
+
+variable "usage_plan_rate_limit" {
+  description = "api_auth = api_key: steady requests per second per key"
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.usage_plan_rate_limit > 0
+    error_message = "usage_plan_rate_limit must be positive."
+  }
+}
+
+variable "usage_plan_burst_limit" {
+  description = "api_auth = api_key: burst of requests per key"
+  type        = number
+  default     = 200
+
+  validation {
+    condition     = var.usage_plan_burst_limit >= 0 && floor(var.usage_plan_burst_limit) == var.usage_plan_burst_limit
+    error_message = "usage_plan_burst_limit must be a whole number, 0 or more."
+  }
+}
+
+variable "usage_plan_quota_limit" {
+  description = "api_auth = api_key: requests per key per `usage_plan_quota_period` (`null` = no quota)"
+  type        = number
+  default     = 1000000
+
+  validation {
+    condition     = var.usage_plan_quota_limit == null || try(var.usage_plan_quota_limit > 0 && floor(var.usage_plan_quota_limit) == var.usage_plan_quota_limit, false)
+    error_message = "usage_plan_quota_limit must be a positive whole number or null."
+  }
+}
+
+variable "usage_plan_quota_period" {
+  description = "api_auth = api_key: the quota's period, DAY, WEEK or MONTH"
+  type        = string
+  default     = "DAY"
+
+  validation {
+    condition     = contains(["DAY", "WEEK", "MONTH"], var.usage_plan_quota_period)
+    error_message = "usage_plan_quota_period must be DAY, WEEK or MONTH."
+  }
+}
+
 variable "api_throttling_rate_limit" {
   description = "Steady-state requests per second the stage accepts (`null` = the account default)"
   type        = number

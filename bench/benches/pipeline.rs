@@ -39,6 +39,13 @@ const RAW_WORKERS: usize = 8;
 const PROBES: usize = 100;
 const TIME_LIMIT: Duration = Duration::from_secs(240);
 
+/// Where orders go, and the API key they need (the stack's default `api_auth = "api_key"`).
+#[derive(Debug, Clone)]
+struct Api {
+    url: String,
+    key: Option<String>,
+}
+
 fn bar(total: usize, what: &str) -> ProgressBar {
     ProgressBar::new(total as u64).with_style(
         ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {what}, {{per_sec}}"))
@@ -185,9 +192,12 @@ async fn p50<F: Future<Output = ()>>(what: &str, call: impl Fn(usize) -> F) -> D
 }
 
 /// Posts one order through API Gateway; returns when the 202 arrived.
-async fn post(http: &reqwest::Client, url: &str, body: &str, key: &str) -> Instant {
-    let response = http
-        .post(url)
+async fn post(http: &reqwest::Client, api: &Api, body: &str, key: &str) -> Instant {
+    let mut request = http.post(&api.url);
+    if let Some(api_key) = &api.key {
+        request = request.header("x-api-key", api_key);
+    }
+    let response = request
         .header("content-type", "application/json")
         .header("idempotency-key", key)
         .body(body.to_owned())
@@ -278,7 +288,10 @@ fn main() {
     let Some(setup) = Setup::start(STACK, "bench/stacks/pipeline.tfvars") else {
         return; // `cargo bench -- --list` probes every bench binary
     };
-    let url = format!("{}{}", setup.output("api_url"), setup.output("order_path"));
+    let api = Api {
+        url: format!("{}{}", setup.output("api_url"), setup.output("order_path")),
+        key: setup.outputs["api_key"].as_str().map(str::to_owned),
+    };
     let (store, forwarder) = (
         setup.output("store_function_name"),
         setup.output("forwarder_function_name"),
@@ -306,7 +319,7 @@ fn main() {
             .unwrap();
         sqs.purge_queue().queue_url(&raw_queue).send().await.unwrap();
         // Warm every function once so that the probes measure warm calls.
-        post(&http, &url, &body, "warm-0").await;
+        post(&http, &api, &body, "warm-0").await;
 
         println!("1. raw SQS capacity");
         let raw = raw_capacity(&sqs, &raw_queue, &body).await;
@@ -338,10 +351,10 @@ fn main() {
         let mut accepted = HashMap::new();
         let accepted_at = std::cell::RefCell::new(&mut accepted);
         let posted = p50("POST through API Gateway", |i| {
-            let (http, url, body, accepted_at) = (&http, &url, &body, &accepted_at);
+            let (http, api, body, accepted_at) = (&http, &api, &body, &accepted_at);
             async move {
                 let key = format!("probe-post-{i}");
-                let at = post(http, url, body, &key).await;
+                let at = post(http, api, body, &key).await;
                 accepted_at.borrow_mut().insert(key, at);
             }
         })
@@ -391,8 +404,8 @@ fn main() {
         let started = Instant::now();
         let senders: Vec<_> = (0..SENDERS)
             .map(|_| {
-                let (http, url, body, next, sent_bar) =
-                    (http.clone(), url.clone(), body.clone(), next.clone(), sent_bar.clone());
+                let (http, api, body, next, sent_bar) =
+                    (http.clone(), api.clone(), body.clone(), next.clone(), sent_bar.clone());
                 tokio::spawn(async move {
                     let mut mine = Vec::new();
                     loop {
@@ -401,7 +414,7 @@ fn main() {
                             return mine;
                         }
                         let key = format!("load-{i}");
-                        let at = post(&http, &url, &body, &key).await;
+                        let at = post(&http, &api, &body, &key).await;
                         mine.push((key, at));
                         sent_bar.inc(1);
                     }

@@ -68,6 +68,66 @@ run "defaults" {
   }
 }
 
+run "auth_api_key_by_default" {
+  command = plan
+
+  assert {
+    condition     = alltrue([for m in aws_api_gateway_method.store : m.api_key_required && m.authorization == "NONE"])
+    error_message = "By default every route must require an API key."
+  }
+
+  assert {
+    condition     = length(aws_api_gateway_api_key.this) == 1 && length(aws_api_gateway_usage_plan_key.this) == 1
+    error_message = "The default stack must create its API key and put it in the usage plan."
+  }
+
+  assert {
+    condition     = aws_api_gateway_usage_plan.this[0].throttle_settings[0].rate_limit == 100 && aws_api_gateway_usage_plan.this[0].throttle_settings[0].burst_limit == 200 && aws_api_gateway_usage_plan.this[0].quota_settings[0].limit == 1000000 && aws_api_gateway_usage_plan.this[0].quota_settings[0].period == "DAY"
+    error_message = "The usage plan must throttle and cap each key by the usage_plan_* variables."
+  }
+}
+
+run "auth_iam" {
+  command = plan
+
+  variables {
+    api_auth = "iam"
+  }
+
+  assert {
+    condition     = alltrue([for m in aws_api_gateway_method.store : !m.api_key_required && m.authorization == "AWS_IAM"])
+    error_message = "api_auth = iam must use AWS_IAM authorization and no API key."
+  }
+
+  assert {
+    condition     = length(aws_api_gateway_api_key.this) == 0 && length(aws_api_gateway_usage_plan.this) == 0
+    error_message = "api_auth = iam must not create an API key or usage plan."
+  }
+}
+
+run "auth_off" {
+  command = plan
+
+  variables {
+    api_auth = "none"
+  }
+
+  assert {
+    condition     = alltrue([for m in aws_api_gateway_method.store : !m.api_key_required && m.authorization == "NONE"]) && length(aws_api_gateway_api_key.this) == 0
+    error_message = "api_auth = none must leave the API open."
+  }
+}
+
+run "auth_unknown" {
+  command = plan
+
+  variables {
+    api_auth = "basic"
+  }
+
+  expect_failures = [var.api_auth]
+}
+
 run "schedule_fifo_failover" {
   command = plan
 

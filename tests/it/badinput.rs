@@ -301,6 +301,7 @@ pub async fn bad_input_gets_its_4xx_and_never_reaches_the_backend(w: &World) -> 
     for (n, case) in cases.iter().enumerate() {
         let key = case.key.clone().unwrap_or_else(|| format!("{run}-{n}"));
         let mut headers = vec![("idempotency-key", key.as_str())];
+        headers.extend(stack.key_header());
         headers.extend(case.content_type.map(|ct| ("content-type", ct)));
         headers.extend(case.group.map(|g| ("x-message-group-id", g)));
         let url = format!("{api}{}", case.path);

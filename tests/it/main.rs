@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)] // a broken stack may abort the run
 
+mod auth;
 mod badinput;
 mod chaos;
 mod delivery;
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
         delivery::permanent_rejections_are_dead_lettered_after_one_attempt,
         delivery::exhausted_retries_reach_the_dlq_through_the_redrive_policy,
         badinput::bad_input_gets_its_4xx_and_never_reaches_the_backend,
+        auth::orders_without_the_api_key_are_refused_and_never_delivered,
         schema::the_api_conforms_to_its_openapi_document,
         fifo::each_group_is_delivered_in_order_under_failures,
         forwarder::a_panic_while_delivering_fails_only_that_message,

@@ -26,6 +26,12 @@ pub async fn the_api_conforms_to_its_openapi_document(w: &World) -> Outcome {
         .args(["--no-color", "run"])
         .arg(root().join("infra/openapi.yaml"))
         .args(["--url", stack.output("api_url")])
+        .args(
+            stack
+                .api_key()
+                .map(|k| vec!["--header".to_owned(), format!("x-api-key: {k}")])
+                .unwrap_or_default(),
+        )
         .args(["--max-examples", EXAMPLES, "--workers", "4"])
         .args(["--generation-database", "none"])
         .kill_on_drop(true);

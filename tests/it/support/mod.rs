@@ -128,6 +128,19 @@ impl Stack {
             .unwrap_or_else(|| panic!("stack output {name} is missing"))
     }
 
+    /// The API key callers send as `x-api-key` (stacks with `api_auth = "api_key"`, the default).
+    pub fn api_key(&self) -> Option<&str> {
+        self.outputs.get("api_key").and_then(Value::as_str)
+    }
+
+    /// The stack's API key as a request header, if it has one.
+    pub fn key_header(&self) -> Vec<(&'static str, &str)> {
+        self.api_key()
+            .map(|k| ("x-api-key", k))
+            .into_iter()
+            .collect()
+    }
+
     /// Where orders go.
     pub fn order_url(&self) -> String {
         format!("{}/orders/new-order", self.output("api_url"))
@@ -203,6 +216,7 @@ impl World {
         headers: &[(&str, &str)],
     ) -> Result<Answer, String> {
         let mut all = vec![("content-type", content_type)];
+        all.extend(stack.key_header());
         all.extend_from_slice(headers);
         self.request(reqwest::Method::POST, &stack.order_url(), body, &all)
             .await
