@@ -6,6 +6,7 @@
 pub mod batch;
 pub mod config;
 pub mod envelope;
+pub mod metrics;
 pub mod order;
 pub mod pacer;
 pub mod retry;

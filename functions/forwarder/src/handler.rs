@@ -8,6 +8,7 @@ use lambda_runtime::{Context, Error, LambdaEvent};
 use serde_json::Value;
 use storeforward_core::batch::{Backend, Message, Outcome, Policy, Tally, process};
 use storeforward_core::envelope::Envelope;
+use storeforward_core::metrics::{Measured, emit};
 use storeforward_core::pacer::Pacer;
 use storeforward_sqs::{SqsSource, is_fifo};
 use tokio::time::Instant;
@@ -28,23 +29,30 @@ pub struct Forwarder<B> {
 
 impl<B: Backend> Forwarder<B> {
     /// Handles an SQS event (answering `batchItemFailures`) or a scheduled event (polling the
-    /// queues and answering a [`Tally`]).
+    /// queues and answering a [`Tally`]); either way the invocation's metrics go to the log
+    /// stream (EMF).
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {
         let deadline = deadline_of(&event.context);
         let time_left_ms = (deadline - Instant::now()).as_millis() as u64;
         info!(time_left_ms, "invocation");
+        let backend = Measured::new(&self.backend);
         let mut payload = event.payload;
-        if let Some(records) = payload.get_mut("Records") {
-            let response = self.on_sqs_event(records.take(), deadline).await?;
-            return Ok(serde_json::to_value(response)?);
-        }
-        if is_poll_trigger(&payload) {
-            return Ok(serde_json::to_value(self.poll(deadline).await)?);
-        }
-        Err(
-            "unsupported event: expected an SQS event (Records) or an EventBridge scheduled event"
-                .into(),
-        )
+        let (answer, tally) = if let Some(records) = payload.get_mut("Records") {
+            let (response, tally) = self
+                .on_sqs_event(&backend, records.take(), deadline)
+                .await?;
+            (serde_json::to_value(response)?, tally)
+        } else if is_poll_trigger(&payload) {
+            let tally = self.poll(&backend, deadline).await;
+            (serde_json::to_value(tally)?, tally)
+        } else {
+            return Err(
+                "unsupported event: expected an SQS event (Records) or an EventBridge scheduled event"
+                    .into(),
+            );
+        };
+        emit(&backend.documents(&event.context.env_config.function_name, &tally));
+        Ok(answer)
     }
 
     /// Delivers one event source mapping batch. Only messages that are not finished with are
@@ -52,9 +60,10 @@ impl<B: Backend> Forwarder<B> {
     /// whole invocation, since reporting nothing for it would delete it unseen.
     async fn on_sqs_event(
         &self,
+        backend: &impl Backend,
         records: Value,
         deadline: Instant,
-    ) -> Result<SqsBatchResponse, Error> {
+    ) -> Result<(SqsBatchResponse, Tally), Error> {
         let Value::Array(records) = records else {
             return Err("Records is not an array".into());
         };
@@ -91,10 +100,16 @@ impl<B: Backend> Forwarder<B> {
                 }
             }
         }
+        // Malformed records count as received and failed.
+        let mut total = Tally {
+            received: failed.len(),
+            failed: failed.len(),
+            ..Tally::default()
+        };
         for (source, messages) in &batches {
             let outcomes = process(
                 messages,
-                &self.backend,
+                backend,
                 source,
                 &self.policy_for(source),
                 deadline,
@@ -103,6 +118,7 @@ impl<B: Backend> Forwarder<B> {
             .await;
             let tally: Tally = outcomes.iter().collect();
             info!(queue = source.url(), ?tally, "batch done");
+            outcomes.iter().for_each(|o| total.add(o));
             failed.extend(unfinished(messages, &outcomes).map(|m| m.id.clone()));
         }
         let mut response = SqsBatchResponse::default();
@@ -114,14 +130,14 @@ impl<B: Backend> Forwarder<B> {
                 failure
             })
             .collect();
-        Ok(response)
+        Ok((response, total))
     }
 
     /// Drains the primary queue, then the failover queue, until each is empty, the time budget
     /// is spent, or `POLL_MAX_MESSAGES` were received. While one batch is delivered, the next is
     /// received and the previous one deleted, so that SQS round trips do not stall delivery (a
     /// `MAX_RPS` pacer would otherwise lose their time on every batch).
-    async fn poll(&self, deadline: Instant) -> Tally {
+    async fn poll(&self, backend: &impl Backend, deadline: Instant) -> Tally {
         let pacer = self.poll.max_rps.map(Pacer::per_second);
         let failover = self
             .failover_url
@@ -142,14 +158,7 @@ impl<B: Backend> Forwarder<B> {
                     && Instant::now() + self.poll.wait + policy.attempt_budget <= deadline;
                 let handles: Vec<&str> = handled.iter().map(String::as_str).collect();
                 let (outcomes, fetched, _) = tokio::join!(
-                    process(
-                        &batch,
-                        &self.backend,
-                        source,
-                        &policy,
-                        deadline,
-                        pacer.as_ref()
-                    ),
+                    process(&batch, backend, source, &policy, deadline, pacer.as_ref()),
                     async {
                         if fetch {
                             Some(source.receive(room as i32, self.poll.wait).await)

@@ -7,6 +7,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{Value, json};
 use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
+use storeforward_core::metrics::Document;
 use storeforward_core::order::{Incoming, OrderRules, Rejection, Storage, store_with_failover};
 use tracing::{error, info};
 
@@ -20,6 +21,29 @@ pub struct App<S> {
     pub order_path: String,
     /// Seconds a `503` asks the caller to wait.
     pub retry_after_secs: u32,
+}
+
+/// What became of a request, for the metrics; every response carries one as an extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    Accepted { failover: bool },
+    Rejected(&'static str),
+    StorageUnavailable,
+}
+
+impl Recorded {
+    /// The request's EMF document: `Accepted` and `FailoverUsed`, `Rejected` (also by `Reason`),
+    /// or `StorageErrors`.
+    pub fn document(self, function_name: &str) -> Document {
+        let doc = Document::new(function_name);
+        match self {
+            Self::Accepted { failover } => doc
+                .count("Accepted", 1)
+                .count("FailoverUsed", usize::from(failover)),
+            Self::Rejected(code) => doc.dimension("Reason", code).count("Rejected", 1),
+            Self::StorageUnavailable => doc.count("StorageErrors", 1),
+        }
+    }
 }
 
 /// Handles one request. Every answer is JSON; nothing here panics or fails the invocation.
@@ -78,7 +102,7 @@ pub async fn handle<S: Storage>(app: &App<S>, req: Request) -> Response<Body> {
                 "primary"
             };
             info!(message_id = %stored.message_id, idempotency_key = %key, storage, "order stored");
-            json_response(
+            let mut response = json_response(
                 StatusCode::ACCEPTED,
                 &json!({
                     "status": "accepted",
@@ -86,7 +110,11 @@ pub async fn handle<S: Storage>(app: &App<S>, req: Request) -> Response<Body> {
                     "idempotencyKey": key,
                     "storage": storage,
                 }),
-            )
+            );
+            response.extensions_mut().insert(Recorded::Accepted {
+                failover: stored.failover,
+            });
+            response
         }
         Err(e) => {
             error!(error = %e, idempotency_key = %key, "order NOT stored: storage unavailable");
@@ -152,12 +180,20 @@ fn rejected(rejection: &Rejection) -> Response<Body> {
     error(status, rejection.code(), &rejection.to_string(), details)
 }
 
-fn error(status: StatusCode, code: &str, message: &str, details: Value) -> Response<Body> {
+fn error(status: StatusCode, code: &'static str, message: &str, details: Value) -> Response<Body> {
     let mut error = json!({"code": code, "message": message});
     if !details.is_null() {
         error["details"] = details;
     }
-    json_response(status, &json!({ "error": error }))
+    let mut response = json_response(status, &json!({ "error": error }));
+    response
+        .extensions_mut()
+        .insert(if status == StatusCode::SERVICE_UNAVAILABLE {
+            Recorded::StorageUnavailable
+        } else {
+            Recorded::Rejected(code)
+        });
+    response
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
@@ -459,6 +495,42 @@ mod tests {
         let body = json_body(&response);
         assert_eq!(body["error"]["code"], "schema_violation");
         assert_eq!(body["error"]["details"][0]["path"], "/qty");
+    }
+
+    #[tokio::test]
+    async fn every_answer_says_what_the_metrics_count() {
+        let recorded = |r: &Response<Body>| r.extensions().get::<Recorded>().copied();
+        let up = app(FakeStorage::up("m"), None);
+        let accepted = handle(&up, post(ORDER)).await;
+        assert_eq!(
+            recorded(&accepted),
+            Some(Recorded::Accepted { failover: false })
+        );
+        let malformed = handle(&up, post("{")).await;
+        assert_eq!(
+            recorded(&malformed),
+            Some(Recorded::Rejected("malformed_json"))
+        );
+        let lost = handle(&up, rest("GET", "/nowhere", &[], None, false)).await;
+        assert_eq!(recorded(&lost), Some(Recorded::Rejected("not_found")));
+        let down = handle(&app(FakeStorage::down(), None), post(ORDER)).await;
+        assert_eq!(recorded(&down), Some(Recorded::StorageUnavailable));
+        let failover = handle(
+            &app(FakeStorage::down(), Some(FakeStorage::up("f"))),
+            post(ORDER),
+        )
+        .await;
+        assert_eq!(
+            recorded(&failover),
+            Some(Recorded::Accepted { failover: true })
+        );
+
+        let doc: Value =
+            serde_json::from_str(&Recorded::Rejected("too_deep").document("s").render(0)).unwrap();
+        assert_eq!(
+            (doc["Reason"].as_str(), doc["Rejected"].as_u64()),
+            (Some("too_deep"), Some(1))
+        );
     }
 
     #[tokio::test]

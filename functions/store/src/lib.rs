@@ -4,9 +4,10 @@ mod config;
 mod handler;
 
 pub use config::Config;
-pub use handler::{App, handle};
+pub use handler::{App, Recorded, handle};
 
-use lambda_http::{Error, Request, service_fn};
+use lambda_http::{Error, Request, RequestExt, service_fn};
+use storeforward_core::metrics::emit;
 use storeforward_sqs::SqsQueue;
 
 /// Builds the SQS client once and serves requests until the runtime stops.
@@ -24,7 +25,15 @@ pub async fn run(config: Config) -> Result<(), Error> {
     };
     let app = &app;
     lambda_http::run(service_fn(move |req: Request| async move {
-        Ok::<_, std::convert::Infallible>(handle(app, req).await)
+        let function_name = req
+            .lambda_context_ref()
+            .map(|c| c.env_config.function_name.clone())
+            .unwrap_or_default();
+        let response = handle(app, req).await;
+        if let Some(recorded) = response.extensions().get::<Recorded>() {
+            emit(&[recorded.document(&function_name)]);
+        }
+        Ok::<_, std::convert::Infallible>(response)
     }))
     .await
 }
