@@ -13,6 +13,7 @@ mod chaos;
 mod delivery;
 mod fifo;
 mod forwarder;
+mod metrics;
 mod ops;
 mod outage;
 mod schedule;
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
         delivery::exhausted_retries_reach_the_dlq_through_the_redrive_policy,
         badinput::bad_input_gets_its_4xx_and_never_reaches_the_backend,
         auth::orders_without_the_api_key_are_refused_and_never_delivered,
+        metrics::both_functions_publish_emf_metrics_in_their_log_streams,
         schema::the_api_conforms_to_its_openapi_document,
         fifo::each_group_is_delivered_in_order_under_failures,
         forwarder::a_panic_while_delivering_fails_only_that_message,
