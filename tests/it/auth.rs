@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::support::{Outcome, StackKind, World, ensure, poll_until, unique};
+use crate::support::{Outcome, StackKind, World, ensure, unique};
 
 pub async fn orders_without_the_api_key_are_refused_and_never_delivered(w: &World) -> Outcome {
     let stack = w.stack(StackKind::Standard)?;
@@ -45,18 +45,7 @@ pub async fn orders_without_the_api_key_are_refused_and_never_delivered(w: &Worl
     let accepted = w
         .accepted(stack, &format!(r#"{{"id":"{run}-ok"}}"#), &[])
         .await?;
-    poll_until(
-        "the order with the key delivered",
-        Duration::from_secs(60),
-        || async {
-            w.receiver
-                .deliveries(&accepted)
-                .iter()
-                .any(|d| d.succeeded())
-                .then_some(())
-        },
-    )
-    .await?;
+    w.await_delivery(&accepted, Duration::from_secs(60)).await?;
     // The refused ones were posted first; had either been stored it would have arrived by now.
     let leaked: Vec<_> = refused
         .iter()

@@ -56,14 +56,7 @@ pub async fn both_functions_publish_emf_metrics_in_their_log_streams(w: &World) 
         || format!("rejections are not counted by reason: {rejected}"),
     )?;
 
-    poll_until("the order delivered", Duration::from_secs(60), || async {
-        w.receiver
-            .deliveries(&key)
-            .iter()
-            .any(|d| d.succeeded())
-            .then_some(())
-    })
-    .await?;
+    w.await_delivery(&key, Duration::from_secs(60)).await?;
     let forwarder = stack.output("forwarder_function_name");
     let delivered = poll_until(
         "the forwarder's EMF document",

@@ -147,18 +147,7 @@ pub async fn sfctl_shows_peeks_redrives_and_purges_real_dead_letters(w: &World) 
         format!("redrive did not report its move:\n{moved}")
     })?;
     for key in [&permanent, &exhausted] {
-        poll_until(
-            &format!("{key} delivered after the redrive"),
-            TO_DLQ,
-            || async {
-                w.receiver
-                    .deliveries(key)
-                    .iter()
-                    .any(|d| d.succeeded())
-                    .then_some(())
-            },
-        )
-        .await?;
+        w.await_delivery(key, TO_DLQ).await?;
     }
     wait_for_dead_letters(0).await?;
 

@@ -207,6 +207,14 @@ impl World {
             .map_err(|e| format!("stack {kind:?} could not be applied: {e}"))
     }
 
+    /// Waits until the backend has taken the order with `idempotency_key`.
+    pub async fn await_delivery(&self, idempotency_key: &str, within: Duration) -> Outcome {
+        poll_until(&format!("{idempotency_key} delivered"), within, || async {
+            self.receiver.delivered(idempotency_key).then_some(())
+        })
+        .await
+    }
+
     /// POSTs an order; returns the status, `Retry-After` and the JSON body.
     pub async fn post_order(
         &self,

@@ -111,6 +111,13 @@ impl Receiver {
         self.filtered(|d| d.idempotency_key == idempotency_key)
     }
 
+    /// Whether an attempt with `idempotency_key` has succeeded.
+    pub fn delivered(&self, idempotency_key: &str) -> bool {
+        self.deliveries(idempotency_key)
+            .iter()
+            .any(Delivery::succeeded)
+    }
+
     /// Every request whose body contains `needle`, in arrival order.
     pub fn deliveries_containing(&self, needle: &str) -> Vec<Delivery> {
         self.filtered(|d| d.body.contains(needle))
