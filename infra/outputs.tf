@@ -80,3 +80,17 @@ output "schedule_rule_name" {
   description = "Name of the EventBridge rule that runs the forwarder (null when trigger = sqs)"
   value       = try(aws_cloudwatch_event_rule.schedule[0].name, null)
 }
+
+################################################################################
+# Alarms
+################################################################################
+
+output "alarm_names" {
+  description = "The CloudWatch alarms, by what they watch"
+  value       = { for k, a in aws_cloudwatch_metric_alarm.this : k => a.alarm_name }
+}
+
+output "alarm_topic_arn" {
+  description = "The SNS topic the alarms notify (null when none)"
+  value       = local.alarm_topic_arn == "none" ? null : local.alarm_topic_arn
+}

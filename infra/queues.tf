@@ -19,6 +19,9 @@ locals {
     "arn:${data.aws_partition.current.partition}:sqs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:${name}"
   ]
 
+  # SSE-SQS unless a customer-managed KMS key is given (SQS takes one or the other).
+  sse_sqs = var.kms_key_arn == null ? var.sqs_managed_sse_enabled : null
+
   redrive_policy = jsonencode({
     deadLetterTargetArn = aws_sqs_queue.dlq.arn
     maxReceiveCount     = var.max_receive_count
@@ -45,7 +48,8 @@ resource "aws_sqs_queue" "dlq" {
 
   max_message_size          = var.max_message_size
   message_retention_seconds = var.dlq_message_retention_seconds
-  sqs_managed_sse_enabled   = var.sqs_managed_sse_enabled
+  sqs_managed_sse_enabled   = local.sse_sqs
+  kms_master_key_id         = var.kms_key_arn
 
   # Only the orders and failover queues may use this queue as their DLQ. Inline rather than an
   # aws_sqs_queue_redrive_allow_policy, whose removal never completes on LocalStack.
@@ -76,7 +80,8 @@ resource "aws_sqs_queue" "orders" {
   max_message_size           = var.max_message_size
   message_retention_seconds  = var.message_retention_seconds
   visibility_timeout_seconds = var.queue_visibility_timeout_seconds
-  sqs_managed_sse_enabled    = var.sqs_managed_sse_enabled
+  sqs_managed_sse_enabled    = local.sse_sqs
+  kms_master_key_id          = var.kms_key_arn
 
   redrive_policy = local.redrive_policy
 
@@ -108,7 +113,8 @@ resource "aws_sqs_queue" "failover" {
   max_message_size           = var.max_message_size
   message_retention_seconds  = var.message_retention_seconds
   visibility_timeout_seconds = var.queue_visibility_timeout_seconds
-  sqs_managed_sse_enabled    = var.sqs_managed_sse_enabled
+  sqs_managed_sse_enabled    = local.sse_sqs
+  kms_master_key_id          = var.kms_key_arn
 
   redrive_policy = local.redrive_policy
 
@@ -118,4 +124,44 @@ resource "aws_sqs_queue" "failover" {
       error_message = "The failover queue's ARN ${self.arn} is not the one the DLQ's redrive allow policy names (${local.source_queue_arns_by_name[1]})."
     }
   }
+}
+
+################################################################################
+# Queue policies: TLS only
+################################################################################
+
+locals {
+  queues = merge(
+    { orders = aws_sqs_queue.orders, dlq = aws_sqs_queue.dlq },
+    var.enable_failover_queue ? { failover = aws_sqs_queue.failover[0] } : {},
+  )
+}
+
+data "aws_iam_policy_document" "queue_tls_only" {
+  for_each = local.queues
+
+  statement {
+    sid       = "DenyWithoutTLS"
+    effect    = "Deny"
+    actions   = ["sqs:*"]
+    resources = [each.value.arn]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "tls_only" {
+  for_each = local.queues
+
+  queue_url = each.value.url
+  policy    = data.aws_iam_policy_document.queue_tls_only[each.key].json
 }

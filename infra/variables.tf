@@ -435,8 +435,19 @@ variable "max_receive_count" {
   }
 }
 
+variable "kms_key_arn" {
+  description = "A customer-managed KMS key (ARN) to encrypt the queues and the alarm topic with, instead of SSE-SQS; the functions' roles then get kms:GenerateDataKey and kms:Decrypt on it (`null` = SSE-SQS)"
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:", var.kms_key_arn))
+    error_message = "kms_key_arn must be the ARN of a KMS key (arn:aws:kms:...)."
+  }
+}
+
 variable "sqs_managed_sse_enabled" {
-  description = "Encrypt the queues at rest with SQS-owned keys (SSE-SQS)"
+  description = "Encrypt the queues at rest with SQS-owned keys (SSE-SQS) when no kms_key_arn is given"
   type        = bool
   default     = true
 }
@@ -607,4 +618,54 @@ variable "api_throttling_burst_limit" {
     condition     = var.api_throttling_burst_limit == null || try(var.api_throttling_burst_limit >= 0 && floor(var.api_throttling_burst_limit) == var.api_throttling_burst_limit, false)
     error_message = "api_throttling_burst_limit must be a whole number, 0 or more."
   }
+}
+
+################################################################################
+# Alarms
+################################################################################
+
+variable "alarms_enabled" {
+  description = "Create the CloudWatch alarms: DLQ not empty, age of the oldest order, forwarder errors and throttles"
+  type        = bool
+  default     = true
+}
+
+variable "alarm_period_seconds" {
+  description = "Period over which each alarm evaluates its metric: 10, 30 or a multiple of 60 seconds"
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = contains([10, 30], var.alarm_period_seconds) || (var.alarm_period_seconds >= 60 && var.alarm_period_seconds % 60 == 0)
+    error_message = "alarm_period_seconds must be 10, 30 or a multiple of 60."
+  }
+}
+
+variable "alarm_oldest_message_age_seconds" {
+  description = "Alarm when the oldest order in the orders (or failover) queue has waited longer than this, in seconds"
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = var.alarm_oldest_message_age_seconds > 0
+    error_message = "alarm_oldest_message_age_seconds must be positive."
+  }
+}
+
+variable "alarm_notifications" {
+  description = "Create an SNS topic (encrypted) that the alarms notify, when alarm_topic_arn is not given"
+  type        = bool
+  default     = false
+}
+
+variable "alarm_topic_arn" {
+  description = "An existing SNS topic the alarms notify, instead of creating one (`null` = none, or the created one)"
+  type        = string
+  default     = null
+}
+
+variable "alarm_emails" {
+  description = "E-mail addresses subscribed to the created alarm topic (each must confirm its subscription)"
+  type        = list(string)
+  default     = []
 }

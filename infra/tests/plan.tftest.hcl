@@ -87,6 +87,69 @@ run "auth_api_key_by_default" {
   }
 }
 
+run "alarms_by_default" {
+  command = plan
+
+  assert {
+    condition     = toset(keys(aws_cloudwatch_metric_alarm.this)) == toset(["dlq-not-empty", "orders-oldest-message", "forwarder-errors", "forwarder-throttles"])
+    error_message = "The default stack must alarm on dead letters, the age of the oldest order, forwarder errors and throttles."
+  }
+
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.this["dlq-not-empty"].metric_name == "ApproximateNumberOfMessagesVisible" && aws_cloudwatch_metric_alarm.this["dlq-not-empty"].threshold == 0 && aws_cloudwatch_metric_alarm.this["dlq-not-empty"].comparison_operator == "GreaterThanThreshold" && aws_cloudwatch_metric_alarm.this["orders-oldest-message"].threshold == 900
+    error_message = "The DLQ alarm must fire on its first message, the age alarm after 900 s."
+  }
+
+  assert {
+    condition     = length(aws_sns_topic.alarms) == 0 && alltrue([for a in aws_cloudwatch_metric_alarm.this : length(a.alarm_actions) == 0])
+    error_message = "Without alarm_notifications no topic is created and alarms notify nobody."
+  }
+
+  assert {
+    condition     = toset(keys(aws_sqs_queue_policy.tls_only)) == toset(["orders", "dlq"])
+    error_message = "Every queue must have its TLS-only policy."
+  }
+
+  assert {
+    condition     = aws_sqs_queue.orders.sqs_managed_sse_enabled && aws_sqs_queue.dlq.sqs_managed_sse_enabled && aws_sqs_queue.orders.kms_master_key_id == null
+    error_message = "Without a KMS key the queues must use SSE-SQS."
+  }
+}
+
+run "alarm_topic_and_kms" {
+  command = plan
+
+  variables {
+    enable_failover_queue = true
+    alarm_notifications   = true
+    alarm_emails          = ["oncall@example.com"]
+    kms_key_arn           = "arn:aws:kms:us-east-1:123456789012:key/0b8d3c5e-1111-2222-3333-444455556666"
+  }
+
+  assert {
+    condition     = contains(keys(aws_cloudwatch_metric_alarm.this), "failover-oldest-message") && length(aws_sns_topic.alarms) == 1 && length(aws_sns_topic_subscription.alarm_emails) == 1
+    error_message = "With a failover queue its age must be watched; alarm_notifications must create the topic and its subscriptions."
+  }
+
+  assert {
+    condition     = alltrue([for q in [aws_sqs_queue.orders, aws_sqs_queue.dlq, aws_sqs_queue.failover[0]] : q.kms_master_key_id == var.kms_key_arn]) && aws_sns_topic.alarms[0].kms_master_key_id == var.kms_key_arn
+    error_message = "A KMS key must encrypt every queue (instead of SSE-SQS) and the alarm topic."
+  }
+}
+
+run "alarms_off" {
+  command = plan
+
+  variables {
+    alarms_enabled = false
+  }
+
+  assert {
+    condition     = length(aws_cloudwatch_metric_alarm.this) == 0
+    error_message = "alarms_enabled = false must create no alarms."
+  }
+}
+
 run "auth_iam" {
   command = plan
 
