@@ -12,6 +12,12 @@ LocalStack's API Gateway rebuilds a POST body from its parsed form
 (``rolo.request.restore_payload``) and fails with an ``IndexError`` — a 500 that never reaches the
 function — when a ``multipart/form-data`` request has no ``boundary`` parameter. API Gateway passes
 such a body on, and the store answers 415, so the body is passed on unparsed.
+
+LocalStack's CBOR serializer (``aws/protocol/serializer.py``, ``BaseCBORResponseSerializer``) fails
+on a key the response shape does not define, where its other serializers skip it. CloudWatch
+keeps an alarm's tags inside the alarm, so ``DescribeAlarms`` in the Smithy RPC v2 CBOR protocol
+(the one current AWS SDKs use, ``sfctl status`` among them) answers 500 for any tagged alarm. The
+serializer now skips undefined keys as the others do.
 """
 
 from __future__ import annotations
@@ -76,3 +82,19 @@ def pass_multipart_bodies_without_a_boundary() -> None:
         return restore_payload(request)
 
     parse.restore_payload = restore_payload_or_pass_on
+
+
+@_once
+def skip_undefined_members_in_cbor_responses() -> None:
+    """Patch the CBOR serializer to leave out keys its shape does not define."""
+    from localstack.aws.protocol.serializer import BaseCBORResponseSerializer
+
+    serialize_structure = BaseCBORResponseSerializer._serialize_type_structure
+
+    def serialize_defined_members(self, serialized, value, shape, name=None, shape_members=None):
+        members = shape_members or (shape.members if shape is not None else None)
+        if members is not None and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k in members}
+        return serialize_structure(self, serialized, value, shape, name, shape_members)
+
+    BaseCBORResponseSerializer._serialize_type_structure = serialize_defined_members

@@ -12,5 +12,6 @@ class ProcessRuntimeExecutorPlugin(RuntimeExecutorPlugin):
 
         patches.keep_sqs_bodies_byte_identical()
         patches.pass_multipart_bodies_without_a_boundary()
+        patches.skip_undefined_members_in_cbor_responses()
 
         return ProcessRuntimeExecutor

@@ -323,6 +323,43 @@ def test_api_gateway_proxy_integration(aws, lambda_client, make_function):
         apigw.delete_rest_api(restApiId=api_id)
 
 
+def test_tagged_alarms_are_described_over_cbor(aws, make_function):
+    """DescribeAlarms in the Smithy RPC v2 CBOR protocol answers for a tagged alarm
+    (patches.skip_undefined_members_in_cbor_responses); without the patch it is a 500."""
+    make_function()  # the patches load with the executor
+    cloudwatch = aws("cloudwatch")
+    name = f"pe-test-{uuid.uuid4().hex[:10]}"
+    cloudwatch.put_metric_alarm(
+        AlarmName=name,
+        MetricName="Errors",
+        Namespace="AWS/Lambda",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=0,
+        ComparisonOperator="GreaterThanThreshold",
+        Tags=[{"Key": "environment", "Value": "test"}],
+    )
+    try:
+        request = urllib.request.Request(
+            f"{ENDPOINT}/service/GraniteServiceVersion20100801/operation/DescribeAlarms",
+            data=b"\xa0",  # CBOR: an empty map
+            method="POST",
+            headers={
+                "Content-Type": "application/cbor",
+                "Accept": "application/cbor",
+                "smithy-protocol": "rpc-v2-cbor",
+                "Authorization": f"AWS4-HMAC-SHA256 Credential=test/20260101/{REGION}/monitoring/aws4_request, SignedHeaders=host, Signature=0",
+            },
+        )
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(request, timeout=30) as response:
+            assert response.status == 200
+            assert name.encode() in response.read()
+    finally:
+        cloudwatch.delete_alarms(AlarmNames=[name])
+
+
 def test_aws_cli_reaches_localstack(make_function):
     """The AWS CLI v1 from the lock works against LocalStack (logs as `aws logs` shows them)."""
     name = make_function()
