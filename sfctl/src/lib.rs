@@ -50,7 +50,7 @@ pub struct Target {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Depth, messages in flight, delayed messages and the age of the oldest message of the
-    /// orders queue, the failover queue and the dead-letter queue.
+    /// orders queue, the failover queue and the dead-letter queue; the stack's alarms.
     Status {
         /// One JSON object per queue instead of a table.
         #[arg(long)]
@@ -104,7 +104,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Status { json } => {
             let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
-            queues::status(&sqs, &cloudwatch, &queues, json).await
+            queues::status(&sqs, &cloudwatch, &queues, &cli.target.stack, json).await
         }
         Command::Dlq(DlqCommand::Peek { max, body, json }) => {
             dlq::peek(&sqs, &queues.dlq, max as usize, body, json).await

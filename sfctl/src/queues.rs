@@ -179,10 +179,35 @@ pub fn human(age: Duration) -> String {
     }
 }
 
+/// The stack's alarms (named `<stack>-...`) with their state and the reason for it.
+async fn alarms(
+    cloudwatch: &aws_sdk_cloudwatch::Client,
+    stack: &str,
+) -> anyhow::Result<Vec<(String, String, String)>> {
+    let mut alarms = Vec::new();
+    let mut pages = cloudwatch
+        .describe_alarms()
+        .alarm_name_prefix(format!("{stack}-"))
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.with_context(|| format!("reading the alarms of {stack}"))?;
+        alarms.extend(page.metric_alarms().iter().map(|a| {
+            (
+                a.alarm_name().unwrap_or_default().to_owned(),
+                a.state_value().map_or("?", |s| s.as_str()).to_owned(),
+                a.state_reason().unwrap_or_default().to_owned(),
+            )
+        }));
+    }
+    Ok(alarms)
+}
+
 pub async fn status(
     sqs: &aws_sdk_sqs::Client,
     cloudwatch: &aws_sdk_cloudwatch::Client,
     queues: &Queues,
+    stack: &str,
     json: bool,
 ) -> anyhow::Result<()> {
     if !json {
@@ -219,6 +244,22 @@ pub async fn status(
                 "\n{} dead letter(s): `sfctl dlq peek` shows why, `sfctl dlq redrive` moves them back.",
                 d.visible
             );
+        }
+    }
+    let alarms = alarms(cloudwatch, stack).await?;
+    if !json && !alarms.is_empty() {
+        println!("\n{:<40} state", "alarm");
+    }
+    for (name, state, reason) in alarms {
+        if json {
+            println!(
+                "{}",
+                json!({"alarm": name, "state": state, "reason": reason})
+            );
+        } else if state == "ALARM" {
+            println!("{name:<40} {state}  {reason}");
+        } else {
+            println!("{name:<40} {state}");
         }
     }
     Ok(())

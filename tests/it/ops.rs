@@ -104,6 +104,18 @@ pub async fn sfctl_shows_peeks_redrives_and_purges_real_dead_letters(w: &World) 
     let permanent = post(w, stack, &run_id, "fail-first:1:422").await?;
     let exhausted = post(w, stack, &run_id, "fail-first:3").await?;
     wait_for_dead_letters(2).await?;
+    poll_until(
+        "the DLQ alarm in ALARM",
+        Duration::from_secs(90),
+        || async {
+            let lines = json_lines(&sfctl_ok(&["status", "--json"]).await.ok()?).ok()?;
+            lines
+                .iter()
+                .any(|l| l["alarm"] == "sfit-ops-dlq-not-empty" && l["state"] == "ALARM")
+                .then_some(())
+        },
+    )
+    .await?;
 
     let table = sfctl_ok(&["status"]).await?;
     ensure(
