@@ -47,6 +47,7 @@ locals {
       POLL_WAIT_SECONDS  = var.poll_wait_seconds == null ? null : tostring(var.poll_wait_seconds)
       POLL_MAX_MESSAGES  = var.poll_max_messages == null ? null : tostring(var.poll_max_messages)
       MAX_RPS            = var.max_rps == null ? null : tostring(var.max_rps)
+      SIGNING_SECRET_ARN = var.signing_secret_arn
     }) : name => value if value != null },
     # Kept apart so that only this value, not the whole environment, is sensitive in plans.
     nonsensitive(var.signing_secret != null) ? { SIGNING_SECRET = var.signing_secret } : {},
@@ -148,6 +149,11 @@ resource "aws_lambda_function" "forwarder" {
     precondition {
       condition     = var.signing_secret == null || can(regex("^whsec_[A-Za-z0-9+/]+=*$", var.signing_secret))
       error_message = "signing_secret must look like whsec_<base64>."
+    }
+
+    precondition {
+      condition     = var.signing_secret == null || var.signing_secret_arn == null
+      error_message = "Give signing_secret or signing_secret_arn, not both."
     }
 
     precondition {

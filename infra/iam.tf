@@ -85,6 +85,16 @@ data "aws_iam_policy_document" "forwarder" {
     resources = ["${aws_cloudwatch_log_group.forwarder.arn}:*"]
   }
 
+  # The signing secret, read once at cold start.
+  dynamic "statement" {
+    for_each = var.signing_secret_arn == null ? [] : [var.signing_secret_arn]
+    content {
+      sid       = "ReadSigningSecret"
+      actions   = [strcontains(statement.value, ":ssm:") ? "ssm:GetParameter" : "secretsmanager:GetSecretValue"]
+      resources = [statement.value]
+    }
+  }
+
   # Decrypt what it receives; encrypt what it writes to the dead-letter queue.
   dynamic "statement" {
     for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]

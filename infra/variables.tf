@@ -336,6 +336,17 @@ variable "signing_secret" {
   sensitive   = true
 }
 
+variable "signing_secret_arn" {
+  description = "`SIGNING_SECRET_ARN`: where the forwarder reads the Standard Webhooks secret once at cold start: an SSM parameter (`arn:aws:ssm:<region>:<account>:parameter/<name>`, a SecureString) or a Secrets Manager secret (`arn:aws:secretsmanager:...`). The secret then never enters Terraform's state or the function's configuration. Use instead of `signing_secret`"
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.signing_secret_arn == null || can(regex("^arn:aws[a-z-]*:(ssm:[^:]*:[0-9]*:parameter/.+|secretsmanager:.+)$", var.signing_secret_arn))
+    error_message = "signing_secret_arn must be the ARN of an SSM parameter (arn:aws:ssm:...:parameter/...) or of a Secrets Manager secret (arn:aws:secretsmanager:...)."
+  }
+}
+
 variable "poll_wait_seconds" {
   description = "`POLL_WAIT_SECONDS` (trigger = schedule): long-poll wait per receive, 0-20 (`null` = the code's default, 1)"
   type        = number

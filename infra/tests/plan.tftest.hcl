@@ -150,6 +150,30 @@ run "alarms_off" {
   }
 }
 
+run "signing_secret_from_ssm" {
+  command = plan
+
+  variables {
+    signing_secret_arn = "arn:aws:ssm:us-east-1:123456789012:parameter/storeforward/signing-secret"
+  }
+
+  assert {
+    condition     = aws_lambda_function.forwarder.environment[0].variables["SIGNING_SECRET_ARN"] == var.signing_secret_arn && !contains(keys(aws_lambda_function.forwarder.environment[0].variables), "SIGNING_SECRET")
+    error_message = "The forwarder must get the secret's ARN, not the secret."
+  }
+}
+
+run "signing_secret_twice" {
+  command = plan
+
+  variables {
+    signing_secret     = "whsec_c2ZpdC1vcHMtc2lnbmluZy1zZWNyZXQtMzJieXRlcyE="
+    signing_secret_arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:sf-AbCdEf"
+  }
+
+  expect_failures = [aws_lambda_function.forwarder]
+}
+
 run "auth_iam" {
   command = plan
 

@@ -10,6 +10,10 @@ use serde_json::Value;
 
 use crate::support::{Outcome, Stack, StackKind, World, ensure, poll_until, root, run, unique};
 
+/// The Standard Webhooks secret the ops stack reads from SSM (tests/stacks/ops.tfvars).
+const SIGNING_SECRET: &str = "whsec_c2ZpdC1vcHMtc2lnbmluZy1zZWNyZXQtMzJieXRlcyE=";
+const SIGNING_PARAMETER: &str = "/sfit-ops/signing-secret";
+
 /// How long a dead letter may take to arrive: three failed attempts with backoff, then the
 /// redrive policy's move (about 6 s measured).
 const TO_DLQ: Duration = Duration::from_secs(90);
@@ -96,6 +100,21 @@ async fn post(w: &World, stack: &Stack, run_id: &str, behaviour: &str) -> Result
 }
 
 pub async fn sfctl_shows_peeks_redrives_and_purges_real_dead_letters(w: &World) -> Outcome {
+    // Before the stack exists: its forwarder reads the signing secret from SSM at cold start.
+    let (status, answer) = w
+        .aws(
+            "ssm",
+            Some("AmazonSSM.PutParameter"),
+            "/",
+            &serde_json::json!({
+                "Name": SIGNING_PARAMETER,
+                "Type": "SecureString",
+                "Value": SIGNING_SECRET,
+                "Overwrite": true,
+            }),
+        )
+        .await?;
+    ensure(status == 200, || format!("PutParameter: {status} {answer}"))?;
     let stack = w.stack(StackKind::Ops)?;
     let run_id = unique("ops");
 
@@ -158,8 +177,16 @@ pub async fn sfctl_shows_peeks_redrives_and_purges_real_dead_letters(w: &World) 
     ensure(moved.contains("moved 2 dead letter(s)"), || {
         format!("redrive did not report its move:\n{moved}")
     })?;
+    let verifier = standardwebhooks::Webhook::new(SIGNING_SECRET).map_err(|e| e.to_string())?;
     for key in [&permanent, &exhausted] {
         w.await_delivery(key, TO_DLQ).await?;
+        for delivery in w.receiver.deliveries(key) {
+            verifier
+                .verify(delivery.body.as_bytes(), &delivery.headers)
+                .map_err(|e| {
+                    format!("{key}: the signature (secret from SSM) does not verify: {e}")
+                })?;
+        }
     }
     wait_for_dead_letters(0).await?;
 

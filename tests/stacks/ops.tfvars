@@ -5,3 +5,5 @@ backend_url = "http://127.0.0.1:9911/sales/save-order"
 # localstack/bin/start), notifying a topic of their own.
 alarm_period_seconds = 10
 alarm_notifications  = true
+# The signing secret from SSM Parameter Store; the suite puts the parameter there first.
+signing_secret_arn = "arn:aws:ssm:us-east-1:000000000000:parameter/sfit-ops/signing-secret"

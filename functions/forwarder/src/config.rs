@@ -9,6 +9,7 @@ use storeforward_core::retry::{Backoff, StatusPolicy};
 use storeforward_sqs::ClientSettings;
 
 use crate::backend::{BackendSettings, Signer};
+use crate::secret::SecretSource;
 
 /// Everything the forwarder needs; see the README for each variable.
 #[derive(Debug, Clone)]
@@ -32,6 +33,9 @@ pub struct Config {
     pub deadline_margin: Duration,
     pub poll: PollSettings,
     pub sqs: ClientSettings,
+    /// `SIGNING_SECRET_ARN`: where to read the signing secret at cold start (instead of
+    /// `SIGNING_SECRET`).
+    pub signing_secret_source: Option<SecretSource>,
 }
 
 /// The scheduled trigger's polling.
@@ -65,6 +69,17 @@ impl Config {
                     .map_err(|e| ConfigError::invalid("SIGNING_SECRET", "<redacted>", e))
             })
             .transpose()?;
+        let signing_secret_source = env
+            .optional("SIGNING_SECRET_ARN")
+            .map(|arn| SecretSource::from_arn(arn.trim()))
+            .transpose()?;
+        if signer.is_some() && signing_secret_source.is_some() {
+            return Err(ConfigError::invalid(
+                "SIGNING_SECRET_ARN",
+                "<set>",
+                "set SIGNING_SECRET or SIGNING_SECRET_ARN, not both",
+            ));
+        }
         let backoff = Backoff {
             base: env.millis("BACKOFF_BASE_MS", Backoff::default().base)?,
             cap: env.millis("BACKOFF_CAP_MS", Backoff::default().cap)?,
@@ -92,6 +107,7 @@ impl Config {
                 connect_timeout: positive(env, "CONNECT_TIMEOUT_MS", Duration::from_secs(3))?,
                 signer,
             },
+            signing_secret_source,
             queue_url: env.required("QUEUE_URL")?,
             failover_queue_url: env.optional("FAILOVER_QUEUE_URL"),
             dlq_url: env.optional("DLQ_URL"),

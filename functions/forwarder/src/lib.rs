@@ -6,17 +6,23 @@ mod config;
 #[cfg(feature = "fault-injection")]
 mod fault;
 mod handler;
+mod secret;
 
 pub use backend::{BackendSettings, HttpBackend, Signer};
 pub use config::{Config, PollSettings};
 pub use handler::Forwarder;
+pub use secret::SecretSource;
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use storeforward_sqs::SqsSource;
 
-/// Builds the HTTP and SQS clients once and serves events until the runtime stops.
-pub async fn run(config: Config) -> Result<(), Error> {
+/// Reads the signing secret if it is kept elsewhere, builds the HTTP and SQS clients once, and
+/// serves events until the runtime stops.
+pub async fn run(mut config: Config) -> Result<(), Error> {
+    if let Some(source) = &config.signing_secret_source {
+        config.backend.signer = Some(source.signer().await?);
+    }
     let client = config.sqs.client().await;
     let backend = HttpBackend::new(&config.backend)?;
     #[cfg(feature = "fault-injection")]

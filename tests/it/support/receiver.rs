@@ -62,6 +62,8 @@ pub struct Delivery {
     pub idempotency_key: String,
     pub content_type: String,
     pub body: String,
+    /// Every request header, e.g. to verify a Standard Webhooks signature.
+    pub headers: reqwest::header::HeaderMap,
     pub action: Action,
     /// For [`Action::Hang`]: how long until the client closed the connection.
     pub held: Option<Duration>,
@@ -150,10 +152,21 @@ impl Receiver {
             } else {
                 Action::Status(404)
             };
+            let headers = request
+                .headers
+                .iter()
+                .filter_map(|(k, v)| {
+                    Some((
+                        reqwest::header::HeaderName::from_bytes(k.as_bytes()).ok()?,
+                        reqwest::header::HeaderValue::from_str(v).ok()?,
+                    ))
+                })
+                .collect();
             let mut delivery = Delivery {
                 at,
                 idempotency_key: key,
                 content_type: request.header("content-type"),
+                headers,
                 body: request.body,
                 action,
                 held: None,
