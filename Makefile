@@ -7,6 +7,8 @@ CARGO_LAMBDA := $(TOOLS_VENV)/bin/cargo-lambda
 TOOLS_PATH := PATH="$(abspath $(TOOLS_VENV))/bin:$$PATH"
 SCHEMATHESIS_VENV := .venv/schemathesis
 SCHEMATHESIS := $(SCHEMATHESIS_VENV)/bin/schemathesis
+CHECKOV_VENV := .venv/checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
 # arm64 (Graviton) is the production default; `make build ARCH=x86-64` for x86 functions.
 ARCH ?= arm64
 # The local stack runs the functions on this machine, so they are built for its architecture.
@@ -53,11 +55,19 @@ lint:
 unit:
 	cargo test --workspace --exclude integration-tests --locked
 
-infra-check:
+# checkov for infra/ (make infra-check), from a hashed lock.
+$(CHECKOV): tools/checkov/requirements.lock
+	rm -rf $(CHECKOV_VENV)
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r $<
+	@touch $@
+
+infra-check: $(CHECKOV)
 	terraform fmt -check -recursive infra
 	TF_DATA_DIR=$(CURDIR)/.local/validate terraform -chdir=infra init -backend=false -input=false $(TF_INIT_ARGS) >/dev/null
 	TF_DATA_DIR=$(CURDIR)/.local/validate terraform -chdir=infra validate
 	TF_DATA_DIR=$(CURDIR)/.local/validate terraform -chdir=infra test
+	$(CHECKOV) -d infra --framework terraform --quiet --compact --skip-download
 
 localstack-test:
 	localstack/bin/test
@@ -71,4 +81,4 @@ bench: ## Benchmarks (not part of `make test`): batch concurrency and sizes, sto
 
 clean: ## Remove build output and the tools venvs
 	cargo clean
-	rm -rf $(TOOLS_VENV) $(SCHEMATHESIS_VENV)
+	rm -rf $(TOOLS_VENV) $(SCHEMATHESIS_VENV) $(CHECKOV_VENV)
