@@ -94,3 +94,15 @@ output "alarm_topic_arn" {
   description = "The SNS topic the alarms notify (null when none)"
   value       = local.alarm_topic_arn == "none" ? null : local.alarm_topic_arn
 }
+
+################################################################################
+# Logs
+################################################################################
+
+output "log_group_names" {
+  description = "The functions' log groups (with retention log_retention_in_days), where their EMF metrics also land"
+  value = {
+    store     = aws_cloudwatch_log_group.store.name
+    forwarder = aws_cloudwatch_log_group.forwarder.name
+  }
+}
