@@ -10,6 +10,18 @@ data "aws_iam_policy_document" "lambda_assume_role" {
   }
 }
 
+# Both functions encrypt (send) and decrypt (receive) with the queues' customer-managed key, if
+# one is configured.
+data "aws_iam_policy_document" "kms" {
+  count = var.kms_key_arn == null ? 0 : 1
+
+  statement {
+    sid       = "UseQueueKey"
+    actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+    resources = [var.kms_key_arn]
+  }
+}
+
 ################################################################################
 # Store role
 ################################################################################
@@ -21,6 +33,8 @@ resource "aws_iam_role" "store" {
 }
 
 data "aws_iam_policy_document" "store" {
+  source_policy_documents = data.aws_iam_policy_document.kms[*].json
+
   statement {
     sid       = "StoreOrders"
     actions   = ["sqs:SendMessage"]
@@ -31,15 +45,6 @@ data "aws_iam_policy_document" "store" {
     sid       = "WriteLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = ["${aws_cloudwatch_log_group.store.arn}:*"]
-  }
-
-  dynamic "statement" {
-    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
-    content {
-      sid       = "EncryptOrders"
-      actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
-      resources = [statement.value]
-    }
   }
 }
 
@@ -60,6 +65,8 @@ resource "aws_iam_role" "forwarder" {
 }
 
 data "aws_iam_policy_document" "forwarder" {
+  source_policy_documents = data.aws_iam_policy_document.kms[*].json
+
   # The event source mapping polls with the function's role; in scheduled mode the function
   # receives itself. Delete and ChangeMessageVisibility also cover their batch variants.
   statement {
@@ -91,16 +98,6 @@ data "aws_iam_policy_document" "forwarder" {
     content {
       sid       = "ReadSigningSecret"
       actions   = [strcontains(statement.value, ":ssm:") ? "ssm:GetParameter" : "secretsmanager:GetSecretValue"]
-      resources = [statement.value]
-    }
-  }
-
-  # Decrypt what it receives; encrypt what it writes to the dead-letter queue.
-  dynamic "statement" {
-    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
-    content {
-      sid       = "DecryptOrders"
-      actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
       resources = [statement.value]
     }
   }

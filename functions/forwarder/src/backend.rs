@@ -145,8 +145,9 @@ impl Backend for HttpBackend {
     }
 }
 
-/// The error with its causes, which reqwest keeps out of its `Display`.
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// The error with its causes on one line, which reqwest and the AWS SDK keep out of their
+/// `Display`.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {

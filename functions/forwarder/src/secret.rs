@@ -4,7 +4,7 @@
 use aws_config::BehaviorVersion;
 use storeforward_core::config::ConfigError;
 
-use crate::backend::Signer;
+use crate::backend::{Signer, error_chain};
 
 const VARIABLE: &str = "SIGNING_SECRET_ARN";
 
@@ -69,19 +69,7 @@ impl SecretSource {
 }
 
 fn unreadable(arn: &str, error: &dyn std::error::Error) -> ConfigError {
-    ConfigError::invalid(VARIABLE, arn, format!("cannot read it: {}", chain(error)))
-}
-
-/// The error and its causes on one line (the SDK's top-level message alone says "service error").
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    ConfigError::invalid(VARIABLE, arn, format!("cannot read it: {}", error_chain(error)))
 }
 
 #[cfg(test)]
