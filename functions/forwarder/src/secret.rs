@@ -69,7 +69,11 @@ impl SecretSource {
 }
 
 fn unreadable(arn: &str, error: &dyn std::error::Error) -> ConfigError {
-    ConfigError::invalid(VARIABLE, arn, format!("cannot read it: {}", error_chain(error)))
+    ConfigError::invalid(
+        VARIABLE,
+        arn,
+        format!("cannot read it: {}", error_chain(error)),
+    )
 }
 
 #[cfg(test)]
