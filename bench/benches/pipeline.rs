@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, SendMessageBatchRequestEntry};
-use common::local::{Arrivals, Setup, invoke, sqs};
+use common::local::{Arrivals, Setup, follow, invoke, sqs};
 use common::{apigw_order_event, order, sqs_event};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::Value;
@@ -176,19 +176,23 @@ async fn single_send_capacity(sqs: &aws_sdk_sqs::Client, queue: &str, body: &str
     rate
 }
 
-/// The p50 of `PROBES` sequential calls of `call(i)`.
-async fn p50<F: Future<Output = ()>>(what: &str, call: impl Fn(usize) -> F) -> Duration {
+/// The p50 of `PROBES` sequential calls of `call(i)`, and what the calls returned.
+async fn p50<T, F: Future<Output = T>>(
+    what: &str,
+    call: impl Fn(usize) -> F,
+) -> (Duration, Vec<T>) {
     let progress = bar(PROBES, what);
     let mut took = Vec::with_capacity(PROBES);
+    let mut results = Vec::with_capacity(PROBES);
     for i in 0..PROBES {
         let start = Instant::now();
-        call(i).await;
+        results.push(call(i).await);
         took.push(start.elapsed());
         progress.inc(1);
     }
     progress.finish();
     took.sort();
-    percentile(&took, 0.5)
+    (percentile(&took, 0.5), results)
 }
 
 /// Posts one order through API Gateway; returns when the 202 arrived.
@@ -207,12 +211,6 @@ async fn post(http: &reqwest::Client, api: &Api, body: &str, key: &str) -> Insta
     let at = Instant::now();
     assert_eq!(response.status(), 202, "{key}: {:?}", response.text().await);
     at
-}
-
-/// How many deliveries whose key starts with `prefix` arrived so far.
-fn delivered_count(arrivals: &Arrivals, prefix: &str) -> usize {
-    let log = arrivals.lock().unwrap();
-    log.iter().filter(|(_, k)| k.starts_with(prefix)).count()
 }
 
 /// 202 → delivery of each accepted order whose key starts with `prefix`, once all arrived (or
@@ -330,7 +328,7 @@ fn main() {
         );
 
         println!("2. one order at a time, {PROBES} calls per hop");
-        let send = p50("SendMessage", |_| async {
+        let (send, _) = p50("SendMessage", |_| async {
             sqs.send_message()
                 .queue_url(&raw_queue)
                 .message_body(&body)
@@ -339,7 +337,7 @@ fn main() {
                 .unwrap();
         })
         .await;
-        let store_invoke = p50("store through the Lambda API", |i| {
+        let (store_invoke, _) = p50("store through the Lambda API", |i| {
             let event = apigw_order_event(&body, &format!("probe-invoke-{i}"));
             let (http, store) = (&http, &store);
             async move {
@@ -348,20 +346,19 @@ fn main() {
             }
         })
         .await;
-        let mut accepted = HashMap::new();
-        let accepted_at = std::cell::RefCell::new(&mut accepted);
-        let posted = p50("POST through API Gateway", |i| {
-            let (http, api, body, accepted_at) = (&http, &api, &body, &accepted_at);
+        let (posted, accepted) = p50("POST through API Gateway", |i| {
+            let (http, api, body) = (&http, &api, &body);
             async move {
                 let key = format!("probe-post-{i}");
                 let at = post(http, api, body, &key).await;
-                accepted_at.borrow_mut().insert(key, at);
+                (key, at)
             }
         })
         .await;
+        let accepted: HashMap<String, Instant> = accepted.into_iter().collect();
         let sequential = delivery_latencies(&accepted, arrivals, "probe-post-").await;
         let record = sqs_event(1, |_| body.clone()).to_string();
-        let forward = p50("forwarder through the Lambda API, 1 record", |_| {
+        let (forward, _) = p50("forwarder through the Lambda API, 1 record", |_| {
             let (http, forwarder, record) = (&http, &forwarder, record.clone());
             async move {
                 let answer: Value = invoke(http, forwarder, record).await;
@@ -390,16 +387,7 @@ fn main() {
         let progress = MultiProgress::new();
         let sent_bar = progress.add(bar(ORDERS, "accepted (202)"));
         let delivered_bar = progress.add(bar(ORDERS, "delivered"));
-        let watching = {
-            let (delivered_bar, arrivals) = (delivered_bar.clone(), arrivals.clone());
-            tokio::spawn(async move {
-                loop {
-                    let n = delivered_count(&arrivals, "load-");
-                    delivered_bar.set_position(n as u64);
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            })
-        };
+        let watching = follow(&delivered_bar, arrivals, "load-");
         let next = Arc::new(AtomicUsize::new(0));
         let started = Instant::now();
         let senders: Vec<_> = (0..SENDERS)

@@ -8,10 +8,10 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
-use common::local::{Setup, invoke, sqs};
+use common::local::{Setup, follow, invoke, sqs};
 use indicatif::{ProgressBar, ProgressStyle};
 
 const ORDERS: usize = 1_000;
@@ -64,15 +64,7 @@ fn main() {
         let bar = ProgressBar::new(ORDERS as u64).with_style(
             ProgressStyle::with_template("{bar:40} {pos}/{len} delivered, {per_sec}").unwrap(),
         );
-        let watching = {
-            let (bar, arrivals) = (bar.clone(), arrivals.clone());
-            tokio::spawn(async move {
-                loop {
-                    bar.set_position(arrivals.lock().unwrap().len() as u64);
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            })
-        };
+        let watching = follow(&bar, arrivals, "");
         let tally = invoke(&reqwest::Client::new(), &function, "{}".into()).await;
         watching.abort();
         bar.finish();

@@ -129,6 +129,26 @@ async fn backend(arrivals: Arrivals) -> String {
     format!("http://{addr}/sales/save-order")
 }
 
+/// Keeps `bar` at the number of deliveries whose key starts with `prefix`, every 100 ms, until
+/// the returned task is aborted.
+pub fn follow(
+    bar: &indicatif::ProgressBar,
+    arrivals: &Arrivals,
+    prefix: &'static str,
+) -> tokio::task::JoinHandle<()> {
+    let (bar, arrivals) = (bar.clone(), arrivals.clone());
+    tokio::spawn(async move {
+        loop {
+            let n = {
+                let log = arrivals.lock().unwrap();
+                log.iter().filter(|(_, k)| k.starts_with(prefix)).count()
+            };
+            bar.set_position(n as u64);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
+
 pub fn sqs() -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::from_conf(
         aws_sdk_sqs::Config::builder()
