@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use storeforward_core::envelope::attr;
 
-use crate::queues::{Queue, Queues, depth, human};
+use crate::queues::{Queue, Queues, human};
 
 /// Longest body shown by `peek` without `--body`, in characters.
 const BODY_PREVIEW: usize = 200;
@@ -186,7 +186,7 @@ pub async fn redrive(
     if let Some(task) = running(sqs, dlq).await? {
         return Err(already_running(dlq, &task));
     }
-    let waiting = depth(sqs, dlq).await?.visible;
+    let waiting = dlq.depth.visible;
     if waiting == 0 {
         println!("{}: no dead letters to redrive", dlq.name);
         return Ok(());
@@ -277,7 +277,7 @@ pub async fn cancel(sqs: &aws_sdk_sqs::Client, dlq: &Queue) -> anyhow::Result<()
 }
 
 pub async fn purge(sqs: &aws_sdk_sqs::Client, dlq: &Queue, yes: bool) -> anyhow::Result<()> {
-    let waiting = depth(sqs, dlq).await?;
+    let waiting = dlq.depth;
     let count = waiting.visible + waiting.in_flight + waiting.delayed;
     if !yes {
         if !std::io::stdin().is_terminal() {

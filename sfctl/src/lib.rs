@@ -104,7 +104,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Status { json } => {
             let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
-            queues::status(&sqs, &cloudwatch, &queues, &cli.target.stack, json).await
+            queues::status(&cloudwatch, &queues, &cli.target.stack, json).await
         }
         Command::Dlq(DlqCommand::Peek { max, body, json }) => {
             dlq::peek(&sqs, &queues.dlq, max as usize, body, json).await

@@ -9,12 +9,14 @@ use serde_json::json;
 
 use crate::Target;
 
-/// One queue: its name, URL and ARN.
+/// One queue: its name, URL and ARN, and its message counts when it was looked up (each `sfctl`
+/// command looks its queues up afresh).
 #[derive(Debug, Clone)]
 pub struct Queue {
     pub name: String,
     pub url: String,
     pub arn: String,
+    pub depth: Depth,
 }
 
 /// The queues of one stack.
@@ -89,20 +91,33 @@ async fn by_name(sqs: &aws_sdk_sqs::Client, name: &str) -> anyhow::Result<Option
 }
 
 async fn describe(sqs: &aws_sdk_sqs::Client, url: String) -> anyhow::Result<Queue> {
-    let attributes = sqs
+    let answer = sqs
         .get_queue_attributes()
         .queue_url(&url)
         .attribute_names(QueueAttributeName::QueueArn)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
         .send()
         .await
         .with_context(|| format!("reading the queue {url}"))?;
-    let arn = attributes
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+    let attribute = |name: QueueAttributeName| answer.attributes().and_then(|a| a.get(&name));
+    let count = |name| attribute(name).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let arn = attribute(QueueAttributeName::QueueArn)
         .cloned()
         .with_context(|| format!("the queue {url} has no ARN"))?;
     let name = arn.rsplit(':').next().unwrap_or_default().to_owned();
-    Ok(Queue { name, url, arn })
+    let depth = Depth {
+        visible: count(QueueAttributeName::ApproximateNumberOfMessages),
+        in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        delayed: count(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
+    };
+    Ok(Queue {
+        name,
+        url,
+        arn,
+        depth,
+    })
 }
 
 /// A queue's approximate message counts.
@@ -111,30 +126,6 @@ pub struct Depth {
     pub visible: u64,
     pub in_flight: u64,
     pub delayed: u64,
-}
-
-pub async fn depth(sqs: &aws_sdk_sqs::Client, queue: &Queue) -> anyhow::Result<Depth> {
-    let answer = sqs
-        .get_queue_attributes()
-        .queue_url(&queue.url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
-        .send()
-        .await
-        .with_context(|| format!("reading the depth of {}", queue.name))?;
-    let count = |name: QueueAttributeName| {
-        answer
-            .attributes()
-            .and_then(|a| a.get(&name))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    Ok(Depth {
-        visible: count(QueueAttributeName::ApproximateNumberOfMessages),
-        in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
-        delayed: count(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
-    })
 }
 
 /// The latest `ApproximateAgeOfOldestMessage` SQS published to CloudWatch in the last 15
@@ -204,7 +195,6 @@ async fn alarms(
 }
 
 pub async fn status(
-    sqs: &aws_sdk_sqs::Client,
     cloudwatch: &aws_sdk_cloudwatch::Client,
     queues: &Queues,
     stack: &str,
@@ -217,7 +207,7 @@ pub async fn status(
         );
     }
     for (role, queue) in queues.all() {
-        let d = depth(sqs, queue).await?;
+        let d = queue.depth;
         let age = oldest_age(cloudwatch, queue).await?;
         if json {
             println!(
