@@ -128,6 +128,9 @@ pub async fn handle<S: Storage>(app: &App<S>, req: Request) -> Response<Body> {
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from(app.retry_after_secs));
             response
+                .extensions_mut()
+                .insert(Recorded::StorageUnavailable);
+            response
         }
     }
 }
@@ -186,13 +189,7 @@ fn error(status: StatusCode, code: &'static str, message: &str, details: Value) 
         error["details"] = details;
     }
     let mut response = json_response(status, &json!({ "error": error }));
-    response
-        .extensions_mut()
-        .insert(if status == StatusCode::SERVICE_UNAVAILABLE {
-            Recorded::StorageUnavailable
-        } else {
-            Recorded::Rejected(code)
-        });
+    response.extensions_mut().insert(Recorded::Rejected(code));
     response
 }
 
