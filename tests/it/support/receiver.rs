@@ -125,14 +125,19 @@ impl Receiver {
         self.filtered(|d| d.body.contains(needle))
     }
 
-    /// Every request `keep` selects, in arrival order.
+    /// Every request `keep` selects, in arrival order. The log itself is in the order answers
+    /// were finished: a request that arrives after another was answered (the next message of a
+    /// FIFO group) may be logged before that one, so it is sorted by arrival here.
     pub fn filtered(&self, keep: impl Fn(&Delivery) -> bool) -> Vec<Delivery> {
-        self.log()
+        let mut selected: Vec<Delivery> = self
+            .log()
             .deliveries
             .iter()
             .filter(|d| keep(d))
             .cloned()
-            .collect()
+            .collect();
+        selected.sort_by_key(|d| d.at);
+        selected
     }
 
     /// Serves one keep-alive connection: requests in turn, until one is not answered.
