@@ -12,11 +12,13 @@ use aws_sdk_sqs::config::{BehaviorVersion, Region};
 use axum::Router;
 use axum::routing::post;
 use criterion::{Criterion, criterion_group, criterion_main};
-use forwarder::{BackendSettings, Forwarder, HttpBackend, PollSettings};
+use forwarder::{BackendSettings, Forwarder, HttpBackend};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use storeforward_core::batch::{AfterPermanent, Policy};
+use storeforward_core::breaker::Breaker;
 use storeforward_core::fakes::policy;
+use storeforward_core::poll::Limits;
 use storeforward_sqs::SqsSource;
 
 use common::sqs_event;
@@ -67,11 +69,13 @@ fn forwarder(url: &str, max_in_flight: usize) -> Forwarder<HttpBackend> {
             after_permanent: AfterPermanent::Redrive,
             ..policy()
         },
-        poll: PollSettings {
+        poll: Limits {
             wait: Duration::ZERO,
             max_messages: None,
             max_rps: None,
         },
+        breaker: Breaker::new(0, Duration::from_secs(60)),
+        circuit: None,
     }
 }
 

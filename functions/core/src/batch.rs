@@ -1,5 +1,5 @@
-//! Delivering one batch of messages: bounded concurrency, FIFO stop-the-line, a deadline, and
-//! panic isolation, with one [`Outcome`] per message.
+//! Delivering one batch of messages: bounded concurrency, FIFO stop-the-line, a deadline, panic
+//! isolation and the circuit breaker, with one [`Outcome`] per message.
 //!
 //! The transport and the queue are capabilities ([`Backend`], [`Settle`]); the forwarder plugs in
 //! reqwest and SQS, tests plug in the fakes from [`crate::fakes`].
@@ -12,6 +12,7 @@ use futures::{FutureExt, StreamExt, stream};
 use tokio::time::Instant;
 use tracing::{Instrument, error, info, info_span, warn};
 
+use crate::breaker::Breaker;
 use crate::envelope::Envelope;
 use crate::pacer::Pacer;
 use crate::retry::{Attempt, Backoff, StatusPolicy, Verdict};
@@ -47,6 +48,13 @@ pub trait Settle: Sync {
         &self,
         message: &Message,
         failure: &Failure,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+    /// Move a copy of the message to the probe queue, visible after `delay`: the ticket a probe
+    /// tries while the circuit is open. The original is deleted once this succeeds.
+    fn park(
+        &self,
+        message: &Message,
+        delay: Duration,
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
 }
 
@@ -108,6 +116,10 @@ pub enum Outcome {
     Deferred { reason: &'static str },
     /// Something other than the backend failed (dead-lettering, a panic, a malformed record).
     Failed { reason: String },
+    /// Its failure opened the circuit: it now waits in the probe queue as the probe's ticket.
+    Parked { reason: String },
+    /// Not attempted because the circuit is open; comes back after the probe interval.
+    Held { reason: &'static str },
 }
 
 impl Outcome {
@@ -116,7 +128,10 @@ impl Outcome {
     pub fn is_handled(&self) -> bool {
         matches!(
             self,
-            Self::Delivered | Self::DeadLettered { .. } | Self::Dropped { .. }
+            Self::Delivered
+                | Self::DeadLettered { .. }
+                | Self::Dropped { .. }
+                | Self::Parked { .. }
         )
     }
 }
@@ -132,6 +147,12 @@ pub struct Tally {
     pub retrying: usize,
     pub deferred: usize,
     pub failed: usize,
+    pub parked: usize,
+    pub held: usize,
+    /// Circuit events in this invocation: opened by it, closed by its probe, probes that failed.
+    pub circuit_opened: usize,
+    pub circuit_closed: usize,
+    pub probes_failed: usize,
 }
 
 impl Tally {
@@ -145,8 +166,42 @@ impl Tally {
             Outcome::Retrying { .. } => &mut self.retrying,
             Outcome::Deferred { .. } => &mut self.deferred,
             Outcome::Failed { .. } => &mut self.failed,
+            Outcome::Parked { .. } => &mut self.parked,
+            Outcome::Held { .. } => &mut self.held,
         };
         *counter += 1;
+    }
+}
+
+impl Tally {
+    /// Adds `other`'s counts to these.
+    pub fn merge(&mut self, other: &Tally) {
+        let Tally {
+            received,
+            delivered,
+            dead_lettered,
+            dropped,
+            retrying,
+            deferred,
+            failed,
+            parked,
+            held,
+            circuit_opened,
+            circuit_closed,
+            probes_failed,
+        } = *other;
+        self.received += received;
+        self.delivered += delivered;
+        self.dead_lettered += dead_lettered;
+        self.dropped += dropped;
+        self.retrying += retrying;
+        self.deferred += deferred;
+        self.failed += failed;
+        self.parked += parked;
+        self.held += held;
+        self.circuit_opened += circuit_opened;
+        self.circuit_closed += circuit_closed;
+        self.probes_failed += probes_failed;
     }
 }
 
@@ -160,8 +215,11 @@ impl<'a> FromIterator<&'a Outcome> for Tally {
 
 const DEFERRED_DEADLINE: &str = "not enough time left before the function's deadline";
 const DEFERRED_GROUP: &str = "an earlier message of its FIFO group was not delivered";
+const HELD: &str = "the circuit is open: the backend looks down";
 
-/// Delivers `messages` and returns one outcome per message, in input order.
+/// Delivers `messages` and returns one outcome per message, in input order. With a `breaker`, a
+/// run of retryable failures opens it: the failure that opened it is parked as the probe's
+/// ticket and every delivery not yet started is held back untried.
 pub async fn process<B: Backend, S: Settle>(
     messages: &[Message],
     backend: &B,
@@ -169,6 +227,7 @@ pub async fn process<B: Backend, S: Settle>(
     policy: &Policy,
     deadline: Instant,
     pacer: Option<&Pacer>,
+    breaker: Option<&Breaker>,
 ) -> Vec<Outcome> {
     let ctx = Ctx {
         backend,
@@ -176,6 +235,7 @@ pub async fn process<B: Backend, S: Settle>(
         policy,
         deadline,
         pacer,
+        breaker,
     };
     let mut results: Vec<(usize, Outcome)> = stream::iter(lanes(messages, policy.ordered))
         .map(|lane| ctx.run_lane(messages, lane))
@@ -209,6 +269,7 @@ struct Ctx<'a, B, S> {
     policy: &'a Policy,
     deadline: Instant,
     pacer: Option<&'a Pacer>,
+    breaker: Option<&'a Breaker>,
 }
 
 impl<B: Backend, S: Settle> Ctx<'_, B, S> {
@@ -230,8 +291,8 @@ impl<B: Backend, S: Settle> Ctx<'_, B, S> {
             } else {
                 self.run_isolated(message).instrument(span.clone()).await
             };
-            if let Outcome::Deferred { reason } = &outcome {
-                span.in_scope(|| info!(reason, "deferred"));
+            if let Outcome::Deferred { reason } | Outcome::Held { reason } = &outcome {
+                span.in_scope(|| info!(reason, "not attempted"));
             }
             blocked |= self.policy.ordered && !outcome.is_handled();
             out.push((i, outcome));
@@ -265,9 +326,37 @@ impl<B: Backend, S: Settle> Ctx<'_, B, S> {
             };
         }
         tokio::time::sleep_until(start).await;
+        if let Some(breaker) = self.breaker.filter(|b| b.is_open()) {
+            return self.hold(message, breaker.hold()).await;
+        }
         let attempt = self.backend.deliver(message).await;
         let verdict = self.policy.statuses.classify(&attempt);
+        if let Some(breaker) = self.breaker
+            && breaker.record(&verdict)
+            && let Verdict::Retry { reason, .. } = &verdict
+        {
+            match self.settle.park(message, breaker.hold()).await {
+                Ok(()) => {
+                    warn!(%reason, "circuit opened; the message is parked as the probe's ticket");
+                    return Outcome::Parked {
+                        reason: reason.clone(),
+                    };
+                }
+                Err(e) => {
+                    error!(error = %e, "could not park the message; the circuit stays closed");
+                    breaker.close();
+                }
+            }
+        }
         self.settle(message, verdict).await
+    }
+
+    /// Sends a message back untried, to come again after `delay`.
+    async fn hold(&self, message: &Message, delay: Duration) -> Outcome {
+        if let Err(e) = self.settle.retry_later(message, delay).await {
+            warn!(error = %e, "could not change visibility; the queue's visibility timeout applies");
+        }
+        Outcome::Held { reason: HELD }
     }
 
     async fn settle(&self, message: &Message, verdict: Verdict) -> Outcome {
@@ -360,7 +449,7 @@ mod tests {
             message("m3", None),
             message("m4", None),
         ];
-        let out = process(&msgs, &backend, &queue, &policy(), far(), None).await;
+        let out = process(&msgs, &backend, &queue, &policy(), far(), None, None).await;
 
         assert_eq!(out[0], Outcome::Delivered);
         assert!(matches!(&out[1], Outcome::Retrying { delay: Some(_), .. }));
@@ -394,7 +483,7 @@ mod tests {
         let queue = FakeQueue::default();
         let mut m = message("m1", None);
         m.receive_count = 3;
-        let out = process(&[m], &backend, &queue, &policy(), far(), None).await;
+        let out = process(&[m], &backend, &queue, &policy(), far(), None, None).await;
         assert!(
             matches!(&out[0], Outcome::Retrying { delay: Some(d), .. } if *d == Duration::from_secs(120))
         );
@@ -407,7 +496,7 @@ mod tests {
         let queue = FakeQueue::default();
         let mut m = message("m2", None);
         m.receive_count = 3;
-        process(&[m], &backend, &queue, &policy(), far(), None).await;
+        process(&[m], &backend, &queue, &policy(), far(), None, None).await;
         let (_, delay) = queue.visibility_changes()[0].clone();
         assert!(
             delay <= Duration::from_secs(8),
@@ -426,6 +515,7 @@ mod tests {
             &policy(),
             far(),
             None,
+            None,
         )
         .await;
         assert!(matches!(&out[0], Outcome::Retrying { delay: None, .. }));
@@ -438,7 +528,7 @@ mod tests {
         let msgs = [message("m1", None)];
 
         let broken_dlq = FakeQueue::default().failing_dead_letters();
-        let out = process(&msgs, &backend, &broken_dlq, &policy(), far(), None).await;
+        let out = process(&msgs, &backend, &broken_dlq, &policy(), far(), None, None).await;
         assert!(
             matches!(&out[0], Outcome::Failed { reason } if reason.contains("dead-lettering failed"))
         );
@@ -448,7 +538,7 @@ mod tests {
             after_permanent: AfterPermanent::Redrive,
             ..policy()
         };
-        let out = process(&msgs, &backend, &queue, &redrive, far(), None).await;
+        let out = process(&msgs, &backend, &queue, &redrive, far(), None, None).await;
         assert!(matches!(&out[0], Outcome::Failed { .. }));
         assert!(queue.dead_letters().is_empty());
 
@@ -456,7 +546,7 @@ mod tests {
             after_permanent: AfterPermanent::Drop,
             ..policy()
         };
-        let out = process(&msgs, &backend, &queue, &drop, far(), None).await;
+        let out = process(&msgs, &backend, &queue, &drop, far(), None, None).await;
         assert!(matches!(&out[0], Outcome::Dropped { .. }) && out[0].is_handled());
         assert!(queue.dead_letters().is_empty());
     }
@@ -470,7 +560,7 @@ mod tests {
             message("m2", None),
             message("m3", None),
         ];
-        let out = process(&msgs, &backend, &queue, &policy(), far(), None).await;
+        let out = process(&msgs, &backend, &queue, &policy(), far(), None, None).await;
         assert_eq!(out[0], Outcome::Delivered);
         assert!(matches!(&out[1], Outcome::Failed { reason } if reason.contains("panicked")));
         assert_eq!(out[2], Outcome::Delivered);
@@ -486,7 +576,7 @@ mod tests {
             ..policy()
         };
         let t0 = Instant::now();
-        let out = process(&msgs, &backend, &queue, &limited, far(), None).await;
+        let out = process(&msgs, &backend, &queue, &limited, far(), None, None).await;
         assert!(out.iter().all(|o| *o == Outcome::Delivered));
         assert_eq!(backend.peak_in_flight(), 4);
         assert_eq!(
@@ -507,7 +597,7 @@ mod tests {
             ..policy()
         };
         let deadline = Instant::now() + Duration::from_secs(10);
-        let out = process(&msgs, &backend, &queue, &sequential, deadline, None).await;
+        let out = process(&msgs, &backend, &queue, &sequential, deadline, None, None).await;
         // Starts at 0 s and 4 s fit (4+5 ≤ 10); the one at 8 s would end past the deadline.
         assert_eq!(out[..2], [Outcome::Delivered, Outcome::Delivered]);
         for o in &out[2..] {
@@ -539,7 +629,7 @@ mod tests {
             ordered: true,
             ..policy()
         };
-        let out = process(&msgs, &backend, &queue, &fifo, far(), None).await;
+        let out = process(&msgs, &backend, &queue, &fifo, far(), None, None).await;
         assert_eq!(out[0], Outcome::Delivered);
         assert!(matches!(out[2], Outcome::Retrying { .. }));
         assert_eq!(
@@ -579,7 +669,7 @@ mod tests {
             ordered: true,
             ..policy()
         };
-        let out = process(&msgs, &backend, &queue, &fifo, far(), None).await;
+        let out = process(&msgs, &backend, &queue, &fifo, far(), None, None).await;
         assert!(matches!(out[0], Outcome::DeadLettered { .. }));
         assert_eq!(out[1], Outcome::Delivered);
     }
@@ -591,7 +681,16 @@ mod tests {
         let msgs: Vec<Message> = (0..10).map(|i| message(&format!("m{i}"), None)).collect();
         let pacer = Pacer::per_second(20);
         let t0 = Instant::now();
-        process(&msgs, &backend, &queue, &policy(), far(), Some(&pacer)).await;
+        process(
+            &msgs,
+            &backend,
+            &queue,
+            &policy(),
+            far(),
+            Some(&pacer),
+            None,
+        )
+        .await;
         assert_eq!(
             Instant::now() - t0,
             Duration::from_millis(450),

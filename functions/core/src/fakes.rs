@@ -7,8 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::batch::{AfterPermanent, Backend, Failure, Message, Policy, QueueError, Settle};
+use crate::breaker::{DeliveryState, Switch, SwitchError};
 use crate::envelope::Envelope;
 use crate::order::{Order, Storage, StorageError};
+use crate::poll::Source;
 use crate::retry::{Attempt, Backoff, StatusPolicy};
 
 /// A message with a JSON body and a full envelope, for tests.
@@ -123,8 +125,10 @@ impl Backend for ScriptedBackend {
 pub struct FakeQueue {
     fail_visibility: bool,
     fail_dead_letters: bool,
+    fail_parks: bool,
     visibility: Mutex<Vec<(String, Duration)>>,
     dead: Mutex<Vec<(String, Failure)>>,
+    parked: Mutex<Vec<(String, Duration)>>,
 }
 
 impl FakeQueue {
@@ -142,6 +146,19 @@ impl FakeQueue {
             fail_dead_letters: true,
             ..self
         }
+    }
+
+    /// Every `park` fails.
+    pub fn failing_parks(self) -> Self {
+        Self {
+            fail_parks: true,
+            ..self
+        }
+    }
+
+    /// `(message id, delay)` of every message parked in the probe queue.
+    pub fn parked(&self) -> Vec<(String, Duration)> {
+        lock(&self.parked).clone()
     }
 
     /// `(message id, delay)` of every successful visibility change.
@@ -169,6 +186,180 @@ impl Settle for FakeQueue {
             return Err(QueueError("dead-letter queue unavailable".into()));
         }
         lock(&self.dead).push((message.id.clone(), failure.clone()));
+        Ok(())
+    }
+
+    async fn park(&self, message: &Message, delay: Duration) -> Result<(), QueueError> {
+        if self.fail_parks {
+            return Err(QueueError("probe queue unavailable".into()));
+        }
+        lock(&self.parked).push((message.id.clone(), delay));
+        Ok(())
+    }
+}
+
+/// A queue in memory: receives hand out visible messages, which stay in flight until deleted
+/// (or made visible again); settling is recorded by the [`FakeQueue`] it derefs to.
+#[derive(Debug, Default)]
+pub struct FakeSource {
+    queue: FakeQueue,
+    visible: Mutex<VecDeque<Message>>,
+    in_flight: Mutex<Vec<Message>>,
+    deleted: Mutex<Vec<String>>,
+    received: AtomicUsize,
+}
+
+impl FakeSource {
+    /// A queue holding `messages`, all visible.
+    pub fn holding(messages: impl IntoIterator<Item = Message>) -> Self {
+        Self {
+            visible: Mutex::new(messages.into_iter().collect()),
+            ..Self::default()
+        }
+    }
+
+    /// Every message in flight becomes visible again, at the front.
+    pub fn make_visible(&self) {
+        let mut back = std::mem::take(&mut *lock(&self.in_flight));
+        let mut visible = lock(&self.visible);
+        back.extend(visible.drain(..));
+        *visible = back.into();
+    }
+
+    /// Receipt handles deleted, in order.
+    pub fn deleted(&self) -> Vec<String> {
+        lock(&self.deleted).clone()
+    }
+
+    /// Messages received so far.
+    pub fn received(&self) -> usize {
+        self.received.load(Ordering::SeqCst)
+    }
+
+    /// Messages still visible.
+    pub fn remaining(&self) -> usize {
+        lock(&self.visible).len()
+    }
+}
+
+impl std::ops::Deref for FakeSource {
+    type Target = FakeQueue;
+
+    fn deref(&self) -> &FakeQueue {
+        &self.queue
+    }
+}
+
+impl Settle for FakeSource {
+    async fn retry_later(&self, message: &Message, delay: Duration) -> Result<(), QueueError> {
+        self.queue.retry_later(message, delay).await
+    }
+
+    async fn dead_letter(&self, message: &Message, failure: &Failure) -> Result<(), QueueError> {
+        self.queue.dead_letter(message, failure).await
+    }
+
+    async fn park(&self, message: &Message, delay: Duration) -> Result<(), QueueError> {
+        self.queue.park(message, delay).await
+    }
+}
+
+impl Source for FakeSource {
+    fn url(&self) -> &str {
+        "memory"
+    }
+
+    async fn receive(&self, max: usize, _wait: Duration) -> Result<Vec<Message>, QueueError> {
+        let mut visible = lock(&self.visible);
+        let n = max.min(10).min(visible.len());
+        let batch: Vec<Message> = visible.drain(..n).collect();
+        self.received.fetch_add(batch.len(), Ordering::SeqCst);
+        lock(&self.in_flight).extend(batch.iter().cloned());
+        Ok(batch)
+    }
+
+    async fn delete(&self, receipt_handles: &[&str]) -> usize {
+        lock(&self.in_flight).retain(|m| !receipt_handles.contains(&m.receipt_handle.as_str()));
+        lock(&self.deleted).extend(receipt_handles.iter().map(|h| h.to_string()));
+        0
+    }
+}
+
+/// The delivery state and the consumption switch, in memory.
+#[derive(Debug)]
+pub struct FakeSwitch {
+    state: Mutex<DeliveryState>,
+    consuming: Mutex<bool>,
+    pause_on_resume: bool,
+    fail_consume: bool,
+}
+
+impl Default for FakeSwitch {
+    fn default() -> Self {
+        Self::with(DeliveryState::Delivering)
+    }
+}
+
+impl FakeSwitch {
+    /// Consuming, with `state` recorded.
+    pub fn with(state: DeliveryState) -> Self {
+        Self {
+            state: Mutex::new(state),
+            consuming: Mutex::new(true),
+            pause_on_resume: false,
+            fail_consume: false,
+        }
+    }
+
+    /// An operator pauses delivery the moment consumption is turned back on.
+    pub fn pausing_on_resume(self) -> Self {
+        Self {
+            pause_on_resume: true,
+            ..self
+        }
+    }
+
+    /// Every `consume` fails.
+    pub fn failing_consume(self) -> Self {
+        Self {
+            fail_consume: true,
+            ..self
+        }
+    }
+
+    /// The recorded state.
+    pub fn state(&self) -> DeliveryState {
+        lock(&self.state).clone()
+    }
+
+    /// Whether consumption is on.
+    pub fn consuming(&self) -> bool {
+        *lock(&self.consuming)
+    }
+}
+
+impl Switch for FakeSwitch {
+    async fn read(&self) -> Result<DeliveryState, SwitchError> {
+        Ok(self.state())
+    }
+
+    async fn write(&self, state: &DeliveryState) -> Result<(), SwitchError> {
+        *lock(&self.state) = state.clone();
+        Ok(())
+    }
+
+    async fn consume(&self, on: bool) -> Result<(), SwitchError> {
+        if self.fail_consume {
+            return Err(SwitchError("event source mapping unavailable".into()));
+        }
+        *lock(&self.consuming) = on;
+        if on && self.pause_on_resume {
+            *lock(&self.state) = DeliveryState::Paused {
+                by: "ops".into(),
+                since_ms: 0,
+                reason: "raced".into(),
+            };
+        }
         Ok(())
     }
 }

@@ -4,11 +4,13 @@
 //! translate those into the types below and implement the capability traits in [`batch`].
 
 pub mod batch;
+pub mod breaker;
 pub mod config;
 pub mod envelope;
 pub mod metrics;
 pub mod order;
 pub mod pacer;
+pub mod poll;
 pub mod retry;
 
 #[cfg(any(test, feature = "fakes"))]

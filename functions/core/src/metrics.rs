@@ -168,7 +168,12 @@ impl<'a, B> Measured<'a, B> {
             .count("DeadLettered", tally.dead_lettered)
             .count("Dropped", tally.dropped)
             .count("Deferred", tally.deferred)
-            .count("Failed", tally.failed);
+            .count("Failed", tally.failed)
+            .count("Parked", tally.parked)
+            .count("Held", tally.held)
+            .count("CircuitOpened", tally.circuit_opened)
+            .count("CircuitClosed", tally.circuit_closed)
+            .count("ProbeFailed", tally.probes_failed);
         for class in [
             StatusClass::Success,
             StatusClass::Redirect,

@@ -5,6 +5,7 @@ use std::time::Duration;
 use reqwest::{Method, Url};
 use storeforward_core::batch::{AfterPermanent, Policy};
 use storeforward_core::config::{ConfigError, Env};
+use storeforward_core::poll::Limits;
 use storeforward_core::retry::{Backoff, StatusPolicy};
 use storeforward_sqs::ClientSettings;
 
@@ -31,22 +32,42 @@ pub struct Config {
     pub drop_permanent_failures: bool,
     /// `DEADLINE_MARGIN_MS`: kept free before the function's deadline, on top of a request.
     pub deadline_margin: Duration,
-    pub poll: PollSettings,
+    /// The scheduled trigger's polling: `POLL_WAIT_SECONDS` (long-poll wait per receive; an
+    /// empty receive ends a queue's drain), `POLL_MAX_MESSAGES` (cap per invocation), `MAX_RPS`
+    /// (deliveries started per second at most).
+    pub poll: Limits,
+    pub breaker: BreakerSettings,
     pub sqs: ClientSettings,
     /// `SIGNING_SECRET_ARN`: where to read the signing secret at cold start (instead of
     /// `SIGNING_SECRET`).
     pub signing_secret_source: Option<SecretSource>,
 }
 
-/// The scheduled trigger's polling.
+/// The circuit breaker: on when `BREAKER_THRESHOLD` > 0 and the probe queue and state parameter
+/// are configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PollSettings {
-    /// `POLL_WAIT_SECONDS`: long-poll wait per receive; an empty receive ends a queue's drain.
-    pub wait: Duration,
-    /// `POLL_MAX_MESSAGES`: stop after this many messages per invocation (unset: no cap).
-    pub max_messages: Option<usize>,
-    /// `MAX_RPS`: deliveries started per second at most (unset: no limit).
-    pub max_rps: Option<u32>,
+pub struct BreakerSettings {
+    /// `BREAKER_THRESHOLD`: retryable failures in a row that open it (0: off).
+    pub threshold: u32,
+    /// `PROBE_INTERVAL_SECONDS`: how long held messages and tickets wait for the next probe.
+    pub probe_interval: Duration,
+    /// `PROBE_QUEUE_URL`: where tickets are parked.
+    pub probe_queue_url: Option<String>,
+    /// `STATE_PARAMETER`: the SSM parameter with the delivery state.
+    pub state_parameter: Option<String>,
+    /// `AWS_LAMBDA_FUNCTION_NAME`, set by Lambda: whose event source mappings to switch.
+    pub function_name: Option<String>,
+}
+
+impl BreakerSettings {
+    /// The probe queue and state parameter, when the breaker is on.
+    pub fn enabled(&self) -> Option<(&str, &str)> {
+        Some((
+            self.probe_queue_url.as_deref()?,
+            self.state_parameter.as_deref()?,
+        ))
+        .filter(|_| self.threshold > 0)
+    }
 }
 
 impl Config {
@@ -125,7 +146,7 @@ impl Config {
                 }
             })?,
             deadline_margin: env.millis("DEADLINE_MARGIN_MS", Duration::from_secs(1))?,
-            poll: PollSettings {
+            poll: Limits {
                 wait: Duration::from_secs(env.bounded("POLL_WAIT_SECONDS", 1, 0..=20)?),
                 max_messages: env.parsed_with("POLL_MAX_MESSAGES", None, |n| {
                     match n.trim().parse::<usize>() {
@@ -137,6 +158,17 @@ impl Config {
                     Ok(n) if (1..=10_000).contains(&n) => Ok(Some(n)),
                     _ => Err("expected a whole number from 1 to 10000"),
                 })?,
+            },
+            breaker: BreakerSettings {
+                threshold: env.bounded("BREAKER_THRESHOLD", 5, 0..=1000)?,
+                probe_interval: Duration::from_secs(env.bounded(
+                    "PROBE_INTERVAL_SECONDS",
+                    60,
+                    1..=900,
+                )?),
+                probe_queue_url: env.optional("PROBE_QUEUE_URL"),
+                state_parameter: env.optional("STATE_PARAMETER"),
+                function_name: env.optional("AWS_LAMBDA_FUNCTION_NAME"),
             },
             sqs: ClientSettings::from_env(env)?,
         })
@@ -203,7 +235,7 @@ mod tests {
         assert_eq!(c.max_in_flight, 10);
         assert_eq!(
             c.poll,
-            PollSettings {
+            Limits {
                 wait: Duration::from_secs(1),
                 max_messages: None,
                 max_rps: None
@@ -218,6 +250,25 @@ mod tests {
         assert!(!p.ordered);
         assert_eq!(p.attempt_budget, Duration::from_secs(11));
         assert_eq!(p.statuses, StatusPolicy::default());
+        assert_eq!(c.breaker.threshold, 5);
+        assert_eq!(c.breaker.probe_interval, Duration::from_secs(60));
+        assert_eq!(c.breaker.enabled(), None, "no probe queue, no breaker");
+    }
+
+    #[test]
+    fn the_breaker_needs_a_threshold_a_probe_queue_and_a_state_parameter() {
+        let on = [
+            ("PROBE_QUEUE_URL", "http://q/probe"),
+            ("STATE_PARAMETER", "/sf/delivery-state"),
+        ];
+        let c = config(&on).unwrap();
+        assert_eq!(
+            c.breaker.enabled(),
+            Some(("http://q/probe", "/sf/delivery-state"))
+        );
+        let mut off = on.to_vec();
+        off.push(("BREAKER_THRESHOLD", "0"));
+        assert_eq!(config(&off).unwrap().breaker.enabled(), None);
     }
 
     #[test]
@@ -243,6 +294,8 @@ mod tests {
             ("POLL_WAIT_SECONDS", "21"),
             ("POLL_MAX_MESSAGES", "0"),
             ("MAX_RPS", "0"),
+            ("BREAKER_THRESHOLD", "-1"),
+            ("PROBE_INTERVAL_SECONDS", "901"),
             ("SIGNING_SECRET", "not base64!"),
         ] {
             let err = config(&[(name, value)]).unwrap_err();

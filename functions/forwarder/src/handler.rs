@@ -6,28 +6,33 @@ use std::time::{Duration, SystemTime};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 use lambda_runtime::{Context, Error, LambdaEvent};
 use serde_json::Value;
-use storeforward_core::batch::{Backend, Message, Outcome, Policy, Tally, process};
+use storeforward_core::batch::{Backend, Message, Outcome, Policy, Tally};
+use storeforward_core::breaker::{Breaker, Switch};
 use storeforward_core::envelope::Envelope;
 use storeforward_core::metrics::{Measured, emit};
-use storeforward_core::pacer::Pacer;
+use storeforward_core::poll::{Circuit, Limits, Source, on_batch, on_tickets, scheduled};
 use storeforward_sqs::{SqsSource, is_fifo};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
-use crate::config::PollSettings;
+use crate::switch::AwsSwitch;
 
 /// The forwarder's dependencies, built once at cold start.
 #[derive(Debug)]
-pub struct Forwarder<B> {
+pub struct Forwarder<B, W = AwsSwitch> {
     pub backend: B,
-    /// The primary queue (with the dead-letter queue it writes to).
+    /// The primary queue (with the dead-letter and probe queues it writes to).
     pub primary: SqsSource,
     pub failover_url: Option<String>,
     pub policy: Policy,
-    pub poll: PollSettings,
+    pub poll: Limits,
+    /// This instance's breaker; it lives as long as the instance.
+    pub breaker: Breaker,
+    /// The circuit's switch and probe queue, when the breaker is on.
+    pub circuit: Option<(W, SqsSource)>,
 }
 
-impl<B: Backend> Forwarder<B> {
+impl<B: Backend, W: Switch> Forwarder<B, W> {
     /// Handles an SQS event (answering `batchItemFailures`) or a scheduled event (polling the
     /// queues and answering a [`Tally`]); either way the invocation's metrics go to the log
     /// stream (EMF).
@@ -106,19 +111,27 @@ impl<B: Backend> Forwarder<B> {
             failed: failed.len(),
             ..Tally::default()
         };
+        let circuit = self.circuit();
         for (source, messages) in &batches {
-            let outcomes = process(
-                messages,
-                backend,
-                source,
-                &self.policy_for(source),
-                deadline,
-                None,
-            )
-            .await;
-            let tally: Tally = outcomes.iter().collect();
+            let policy = self.policy_for(source);
+            let (outcomes, tally) = match &circuit {
+                Some(c) if source.url() == c.tickets.url() => {
+                    on_tickets(messages, backend, source, &policy, deadline, c).await
+                }
+                _ => {
+                    on_batch(
+                        messages,
+                        backend,
+                        source,
+                        &policy,
+                        deadline,
+                        circuit.as_ref(),
+                    )
+                    .await
+                }
+            };
             info!(queue = source.url(), ?tally, "batch done");
-            outcomes.iter().for_each(|o| total.add(o));
+            total.merge(&tally);
             failed.extend(unfinished(messages, &outcomes).map(|m| m.id.clone()));
         }
         let mut response = SqsBatchResponse::default();
@@ -133,64 +146,33 @@ impl<B: Backend> Forwarder<B> {
         Ok((response, total))
     }
 
-    /// Drains the primary queue, then the failover queue, until each is empty, the time budget
-    /// is spent, or `POLL_MAX_MESSAGES` were received. While one batch is delivered, the next is
-    /// received and the previous one deleted, so that SQS round trips do not stall delivery (a
-    /// `MAX_RPS` pacer would otherwise lose their time on every batch).
+    /// Drains the primary queue, then the failover queue, unless the circuit is open or paused.
     async fn poll(&self, backend: &impl Backend, deadline: Instant) -> Tally {
-        let pacer = self.poll.max_rps.map(Pacer::per_second);
-        let failover = self
-            .failover_url
-            .as_ref()
-            .map(|url| self.primary.for_queue(url));
-        let mut tally = Tally::default();
-        for source in std::iter::once(&self.primary).chain(failover.as_ref()) {
-            let policy = self.policy_for(source);
-            let mut batch: Vec<Message> = Vec::new();
-            let mut handled: Vec<String> = Vec::new();
-            let mut draining = true;
-            loop {
-                let room = self.poll.max_messages.map_or(10, |cap| {
-                    cap.saturating_sub(tally.received + batch.len()).min(10)
-                });
-                let fetch = draining
-                    && room > 0
-                    && Instant::now() + self.poll.wait + policy.attempt_budget <= deadline;
-                let handles: Vec<&str> = handled.iter().map(String::as_str).collect();
-                let (outcomes, fetched, _) = tokio::join!(
-                    process(&batch, backend, source, &policy, deadline, pacer.as_ref()),
-                    async {
-                        if fetch {
-                            Some(source.receive(room as i32, self.poll.wait).await)
-                        } else {
-                            None
-                        }
-                    },
-                    source.delete(&handles),
-                );
-                outcomes.iter().for_each(|o| tally.add(o));
-                handled = batch
-                    .iter()
-                    .zip(&outcomes)
-                    .filter(|(_, o)| o.is_handled())
-                    .map(|(m, _)| m.receipt_handle.clone())
-                    .collect();
-                batch = match fetched {
-                    Some(Ok(messages)) => messages,
-                    Some(Err(e)) => {
-                        error!(queue = source.url(), error = %e, "receive failed; ending this poll");
-                        Vec::new()
-                    }
-                    None => Vec::new(),
-                };
-                draining &= !batch.is_empty();
-                if batch.is_empty() && handled.is_empty() {
-                    break;
-                }
-            }
-        }
-        info!(?tally, "poll done");
-        tally
+        let queues: Vec<SqsSource> = std::iter::once(self.primary.clone())
+            .chain(
+                self.failover_url
+                    .as_ref()
+                    .map(|url| self.primary.for_queue(url)),
+            )
+            .collect();
+        let circuit = self.circuit();
+        scheduled(
+            &queues,
+            backend,
+            |source| self.policy_for(source),
+            &self.poll,
+            deadline,
+            circuit.as_ref(),
+        )
+        .await
+    }
+
+    fn circuit(&self) -> Option<Circuit<'_, W, SqsSource>> {
+        self.circuit.as_ref().map(|(switch, tickets)| Circuit {
+            breaker: &self.breaker,
+            switch,
+            tickets,
+        })
     }
 
     fn policy_for(&self, source: &SqsSource) -> Policy {
@@ -204,8 +186,9 @@ impl<B: Backend> Forwarder<B> {
     fn source_of(&self, arn: Option<&str>) -> SqsSource {
         let name = arn.and_then(|a| a.rsplit(':').next());
         let named = |url: &str| name.is_some_and(|n| url.rsplit('/').next() == Some(n));
-        match &self.failover_url {
-            Some(url) if named(url) => self.primary.for_queue(url),
+        match (&self.failover_url, &self.circuit) {
+            (_, Some((_, tickets))) if named(tickets.url()) => tickets.clone(),
+            (Some(url), _) if named(url) => self.primary.for_queue(url),
             _ => {
                 if !named(self.primary.url()) {
                     warn!(

@@ -7,15 +7,19 @@ mod config;
 mod fault;
 mod handler;
 mod secret;
+mod switch;
 
 pub use backend::{BackendSettings, HttpBackend, Signer};
-pub use config::{Config, PollSettings};
+pub use config::{BreakerSettings, Config};
 pub use handler::Forwarder;
 pub use secret::SecretSource;
+pub use switch::AwsSwitch;
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
+use storeforward_core::breaker::Breaker;
 use storeforward_sqs::SqsSource;
+use tracing::info;
 
 /// Reads the signing secret if it is kept elsewhere, builds the HTTP and SQS clients once, and
 /// serves events until the runtime stops.
@@ -27,16 +31,43 @@ pub async fn run(mut config: Config) -> Result<(), Error> {
     let backend = HttpBackend::new(&config.backend)?;
     #[cfg(feature = "fault-injection")]
     let backend = fault::PanicOn::from_env(backend);
+    let primary = SqsSource::new(client, &config.queue_url, config.dlq_url.clone())
+        .with_probe_queue(config.breaker.probe_queue_url.clone());
+    let circuit = match config.breaker.enabled() {
+        Some((probe_url, parameter)) => Some((
+            switch(&config.breaker, probe_url, parameter).await,
+            primary.for_queue(probe_url),
+        )),
+        None => {
+            info!(
+                "circuit breaker off (BREAKER_THRESHOLD=0, or no PROBE_QUEUE_URL / STATE_PARAMETER)"
+            );
+            None
+        }
+    };
     let forwarder = Forwarder {
         backend,
-        primary: SqsSource::new(client, &config.queue_url, config.dlq_url.clone()),
+        primary,
         failover_url: config.failover_queue_url.clone(),
         policy: config.policy(),
         poll: config.poll.clone(),
+        breaker: Breaker::new(config.breaker.threshold, config.breaker.probe_interval),
+        circuit,
     };
     let forwarder = &forwarder;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         forwarder.handle(event).await
     }))
     .await
+}
+
+/// The state parameter, and with an event source mapping trigger (Lambda names the function)
+/// the mappings it switches. A scheduled forwarder has no mapping: listing finds none.
+async fn switch(settings: &BreakerSettings, probe_url: &str, parameter: &str) -> AwsSwitch {
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let switch = AwsSwitch::new(aws_sdk_ssm::Client::new(&aws), parameter);
+    match &settings.function_name {
+        Some(name) => switch.with_mappings(aws_sdk_lambda::Client::new(&aws), name, probe_url),
+        None => switch,
+    }
 }

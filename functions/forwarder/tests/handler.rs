@@ -13,11 +13,13 @@ use aws_sdk_sqs::operation::receive_message::ReceiveMessageOutput;
 use aws_sdk_sqs::operation::send_message::SendMessageOutput;
 use aws_sdk_sqs::types::{Message as SdkMessage, MessageSystemAttributeName};
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
-use forwarder::{Forwarder, PollSettings};
+use forwarder::Forwarder;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use storeforward_core::batch::Policy;
+use storeforward_core::breaker::Breaker;
 use storeforward_core::fakes::{ScriptedBackend, policy};
+use storeforward_core::poll::Limits;
 use storeforward_core::retry::Attempt;
 use storeforward_sqs::SqsSource;
 
@@ -45,11 +47,13 @@ fn forwarder(backend: ScriptedBackend, rules: &[&Rule], queue: &str) -> Forwarde
             attempt_budget: Duration::from_secs(2),
             ..policy()
         },
-        poll: PollSettings {
+        poll: Limits {
             wait: Duration::ZERO,
             max_messages: None,
             max_rps: None,
         },
+        breaker: Breaker::new(0, Duration::from_secs(60)),
+        circuit: None,
     }
 }
 
@@ -266,7 +270,7 @@ async fn a_scheduled_event_drains_the_queue_then_the_failover_queue() {
     let tally = fw.handle(event).await.unwrap();
     assert_eq!(
         tally,
-        json!({"received": 4, "delivered": 3, "deadLettered": 0, "dropped": 0, "retrying": 1, "deferred": 0, "failed": 0})
+        json!({"received": 4, "delivered": 3, "deadLettered": 0, "dropped": 0, "retrying": 1, "deferred": 0, "failed": 0, "parked": 0, "held": 0, "circuitOpened": 0, "circuitClosed": 0, "probesFailed": 0})
     );
     let mut deleted = deleted.lock().unwrap().clone();
     deleted.sort();

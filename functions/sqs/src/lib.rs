@@ -16,11 +16,15 @@ use storeforward_core::batch::{Failure, Message, QueueError, Settle};
 use storeforward_core::config::{ConfigError, Env};
 use storeforward_core::envelope::{ATTRIBUTE_TYPE, Envelope, attr};
 use storeforward_core::order::{Order, Storage, StorageError};
+use storeforward_core::poll::Source;
 use storeforward_core::retry::MAX_VISIBILITY;
 
 /// Longest dead-letter reason written, so a dead letter stays within
 /// [`storeforward_core::order::DEAD_LETTER_RESERVE`].
 const MAX_REASON_BYTES: usize = 300;
+
+/// The longest per-message delay SQS accepts (15 minutes).
+const MAX_DELAY_SECONDS: u64 = 900;
 
 /// How the SDK client talks to SQS (`SQS_MAX_ATTEMPTS`, `SQS_RETRY_MODE`, `SQS_TIMEOUT_MS`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,12 +138,14 @@ impl Storage for SqsQueue {
     }
 }
 
-/// The queue the forwarder consumes, with the dead-letter queue it writes permanent failures to.
+/// The queue the forwarder consumes, with the dead-letter queue it writes permanent failures to
+/// and the probe queue it parks the circuit breaker's tickets in.
 #[derive(Debug, Clone)]
 pub struct SqsSource {
     client: Client,
     url: String,
     dead_letter_url: Option<String>,
+    probe_url: Option<String>,
 }
 
 impl SqsSource {
@@ -148,7 +154,13 @@ impl SqsSource {
             client,
             url: url.into(),
             dead_letter_url,
+            probe_url: None,
         }
+    }
+
+    /// The same source, parking tickets in `probe_url`.
+    pub fn with_probe_queue(self, probe_url: Option<String>) -> Self {
+        Self { probe_url, ..self }
     }
 
     /// The same client and dead-letter queue, consuming `url`.
@@ -158,19 +170,19 @@ impl SqsSource {
             ..self.clone()
         }
     }
+}
 
-    /// The queue's URL.
-    pub fn url(&self) -> &str {
+impl Source for SqsSource {
+    fn url(&self) -> &str {
         &self.url
     }
 
-    /// Receives up to `max` (≤ 10) messages, long-polling up to `wait`.
-    pub async fn receive(&self, max: i32, wait: Duration) -> Result<Vec<Message>, QueueError> {
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Message>, QueueError> {
         let out = self
             .client
             .receive_message()
             .queue_url(&self.url)
-            .max_number_of_messages(max.clamp(1, 10))
+            .max_number_of_messages(max.clamp(1, 10) as i32)
             .wait_time_seconds(wait.as_secs().min(20) as i32)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
@@ -195,8 +207,8 @@ impl SqsSource {
             .collect())
     }
 
-    /// Deletes messages by receipt handle, 10 per call. Returns how many SQS refused.
-    pub async fn delete(&self, receipt_handles: &[&str]) -> usize {
+    /// Deletes 10 per call.
+    async fn delete(&self, receipt_handles: &[&str]) -> usize {
         let mut refused = 0;
         for chunk in receipt_handles.chunks(10) {
             let entries: Vec<_> = chunk
@@ -291,6 +303,29 @@ impl Settle for SqsSource {
         if let Some(status) = failure.status {
             pairs.push((attr::FAILURE_STATUS, status.to_string()));
         }
+        self.copy_to(url, message, pairs, Duration::ZERO).await
+    }
+
+    async fn park(&self, message: &Message, delay: Duration) -> Result<(), QueueError> {
+        let url = self
+            .probe_url
+            .as_deref()
+            .ok_or_else(|| QueueError("no probe queue configured".into()))?;
+        self.copy_to(url, message, message.envelope.attributes(), delay)
+            .await
+    }
+}
+
+impl SqsSource {
+    /// Sends the message's body with `pairs` as attributes to `url`, visible after `delay`
+    /// (at most SQS's 15 minutes; FIFO queues take no per-message delay).
+    async fn copy_to(
+        &self,
+        url: &str,
+        message: &Message,
+        pairs: Vec<(&str, String)>,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
         let mut send = self
             .client
             .send_message()
@@ -306,6 +341,8 @@ impl Settle for SqsSource {
                         .unwrap_or(storeforward_core::order::DEFAULT_GROUP),
                 )
                 .message_deduplication_id(&message.id);
+        } else if !delay.is_zero() {
+            send = send.delay_seconds(delay.as_secs().min(MAX_DELAY_SECONDS) as i32);
         }
         send.send()
             .await
@@ -446,6 +483,34 @@ mod tests {
                 .await
                 .is_err()
         );
+    }
+
+    #[tokio::test]
+    async fn parking_copies_the_message_to_the_probe_queue_with_a_delay() {
+        const PROBE: &str = "http://127.0.0.1:4566/000000000000/orders-probe";
+        let send = mock!(Client::send_message)
+            .match_requests(|r| {
+                r.queue_url() == Some(PROBE)
+                    && r.message_body() == Some(r#"{"order":"m1"}"#)
+                    && r.delay_seconds() == Some(900)
+                    && attr_of(r.message_attributes(), attr::IDEMPOTENCY_KEY) == Some("key-m1")
+            })
+            .then_output(|| SendMessageOutput::builder().message_id("t-1").build());
+        let client = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, &[&send]);
+        let source = SqsSource::new(client.clone(), URL, None);
+        assert!(
+            source
+                .park(&message("m1", None), Duration::from_secs(60))
+                .await
+                .is_err(),
+            "no probe queue, no parking"
+        );
+        source
+            .with_probe_queue(Some(PROBE.into()))
+            .park(&message("m1", None), Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert_eq!(send.num_calls(), 1);
     }
 
     #[tokio::test]
