@@ -18,6 +18,24 @@ on a key the response shape does not define, where its other serializers skip it
 keeps an alarm's tags inside the alarm, so ``DescribeAlarms`` in the Smithy RPC v2 CBOR protocol
 (the one current AWS SDKs use, ``sfctl status`` among them) answers 500 for any tagged alarm. The
 serializer now skips undefined keys as the others do.
+
+LocalStack's event source mappings (``services/lambda_/event_source_mapping/esm_worker.py``,
+``EsmWorker``; ``LambdaProvider.update_event_source_mapping_v2``) replace their worker on every
+``UpdateEventSourceMapping``, and the worker replaced writes the mapping's ``State`` into the store
+when its poller ends, after the batch it has in flight. Disabled during an invocation and enabled
+again before it returns (a circuit breaker that the function itself opens), the mapping polls but
+``ListEventSourceMappings`` says ``Disabled`` until something calls ``GetEventSourceMapping``. And a
+disabled mapping has no poller, while only the poller removes a deleted mapping from the store: it
+stays listed (``State=Deleting``) for good, and a new mapping between the same queue and function is
+refused (``ResourceConflictException``), e.g. on the next ``terraform apply`` after a destroy.
+A replaced worker now leaves the store alone, and a disabled mapping is removed when deleted.
+
+With a batching window (``MaximumBatchingWindowInSeconds`` > 0) LocalStack's SQS poller waits in a
+long-poll ``ReceiveMessage`` of up to that many seconds, and a mapping disabled (or deleted) during
+that wait still invokes the function with whatever the wait returns: messages sent after the
+mapping was disabled. Such messages are now made visible again at once (``ChangeMessageVisibility``
+0; the receive still counts towards a redrive policy's maxReceiveCount) instead of being handed to
+the function; a batch already being handed over is finished.
 """
 
 from __future__ import annotations
@@ -98,3 +116,77 @@ def skip_undefined_members_in_cbor_responses() -> None:
         return serialize_structure(self, serialized, value, shape, name, shape_members)
 
     BaseCBORResponseSerializer._serialize_type_structure = serialize_defined_members
+
+
+@_once
+def keep_event_source_mapping_state_current() -> None:
+    """Patch ``EsmWorker``: a replaced worker stops writing the mapping's state; deleting a disabled
+    mapping (no poller to finish the deletion) removes it at once."""
+    from localstack.services.lambda_.event_source_mapping.esm_worker import EsmWorker
+
+    stop = EsmWorker.stop
+    delete = EsmWorker.delete
+    update_esm_state_in_store = EsmWorker.update_esm_state_in_store
+    delete_esm_in_store = EsmWorker.delete_esm_in_store
+
+    # LocalStack calls stop() only on the worker UpdateEventSourceMapping replaces (the new worker is
+    # already registered); the provider and the new worker's create() write the state from then on.
+    def stop_for_good(self):
+        with self._state_lock:
+            self._replaced = True
+            stop(self)
+
+    # under the worker's lock, so that a poller starting up cannot write after stop() returned
+    def update_state_unless_replaced(self, new_state):
+        with self._state_lock:
+            if not getattr(self, "_replaced", False):
+                update_esm_state_in_store(self, new_state)
+
+    def delete_unless_replaced(self):
+        with self._state_lock:
+            if not getattr(self, "_replaced", False):
+                delete_esm_in_store(self)
+
+    def delete_even_when_disabled(self):
+        delete(self)
+        if self._poller_thread is None:  # created disabled: no poller to remove it when it ends
+            delete_unless_replaced(self)
+
+    EsmWorker.stop = stop_for_good
+    EsmWorker.delete = delete_even_when_disabled
+    EsmWorker.update_esm_state_in_store = update_state_unless_replaced
+    EsmWorker.delete_esm_in_store = delete_unless_replaced
+
+
+@_once
+def stop_sqs_polling_when_disabled() -> None:
+    """Patch ``EsmWorker`` and ``SqsPoller``: what a poller receives after its mapping was disabled
+    or deleted goes back to the queue instead of to the function."""
+    from localstack.services.lambda_.event_source_mapping.esm_worker import EsmWorker
+    from localstack.services.lambda_.event_source_mapping.pollers.sqs_poller import SqsPoller
+
+    def stopping_the_poller(method):
+        @functools.wraps(method)
+        def wrapper(self, *args, **kwargs):
+            self.poller._mapping_stopped = True
+            return method(self, *args, **kwargs)
+
+        return wrapper
+
+    handle_messages = SqsPoller.handle_messages
+
+    def handle_messages_unless_stopped(self, messages):
+        if not getattr(self, "_mapping_stopped", False):
+            return handle_messages(self, messages)
+        entries = [
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+            for i, m in enumerate(messages)
+        ]
+        for start in range(0, len(entries), 10):
+            self.source_client.change_message_visibility_batch(
+                QueueUrl=self.queue_url, Entries=entries[start : start + 10]
+            )
+
+    EsmWorker.stop = stopping_the_poller(EsmWorker.stop)
+    EsmWorker.delete = stopping_the_poller(EsmWorker.delete)
+    SqsPoller.handle_messages = handle_messages_unless_stopped

@@ -13,5 +13,7 @@ class ProcessRuntimeExecutorPlugin(RuntimeExecutorPlugin):
         patches.keep_sqs_bodies_byte_identical()
         patches.pass_multipart_bodies_without_a_boundary()
         patches.skip_undefined_members_in_cbor_responses()
+        patches.keep_event_source_mapping_state_current()
+        patches.stop_sqs_polling_when_disabled()
 
         return ProcessRuntimeExecutor

@@ -21,6 +21,79 @@ def post(url, document, headers=None):
         response.read()
 
 
+def call_aws(service, method, path, document, target=None):
+    """A call to LocalStack (AWS_ENDPOINT_URL) in the JSON protocols; LocalStack does not check signatures."""
+    headers = {
+        "Content-Type": "application/x-amz-json-1.0" if target else "application/json",
+        "Authorization": (
+            f"AWS4-HMAC-SHA256 Credential=test/20260101/{os.environ['AWS_REGION']}/{service}/aws4_request, "
+            "SignedHeaders=host, Signature=0"
+        ),
+    }
+    if target:
+        headers["X-Amz-Target"] = target
+    request = urllib.request.Request(
+        os.environ["AWS_ENDPOINT_URL"] + path,
+        data=json.dumps(document).encode(),
+        method=method,
+        headers=headers,
+    )
+    with urllib.request.urlopen(request) as response:
+        return json.loads(response.read() or b"{}")
+
+
+def note(entry):
+    """Append one line to RECORD_FILE (if set): what the tests read to see when the function ran."""
+    if os.environ.get("RECORD_FILE"):
+        with open(os.environ["RECORD_FILE"], "a") as f:
+            f.write(json.dumps(dict(entry, t=time.time(), pid=os.getpid())) + "\n")
+
+
+def handle_sqs_batch(records):
+    """Handle an SQS batch; a JSON object body steers what happens to its message:
+    {"sleep": s}: take s seconds; {"disable_mapping": uuid}: disable that event source mapping first;
+    {"fail_first": true}: report the message in batchItemFailures on its first receive; with
+    "visibility": n as well, set its visibility timeout to n s (ChangeMessageVisibility) before."""
+    ids = [r["messageId"] for r in records]
+    counts = [int(r["attributes"].get("ApproximateReceiveCount", "0")) for r in records]
+    note({"event": "start", "ids": ids, "receive_counts": counts, "bodies": [r["body"] for r in records]})
+    failures = []
+    for r, count in zip(records, counts, strict=True):
+        try:
+            steer = json.loads(r["body"])
+        except ValueError:
+            steer = None
+        if not isinstance(steer, dict):
+            continue
+        if steer.get("disable_mapping"):
+            call_aws(
+                "lambda",
+                "PUT",
+                f"/2015-03-31/event-source-mappings/{steer['disable_mapping']}",
+                {"Enabled": False},
+            )
+            note({"event": "disabled", "ids": [r["messageId"]]})
+        if steer.get("sleep"):
+            time.sleep(float(steer["sleep"]))
+        if steer.get("fail_first") and count == 1:
+            if "visibility" in steer:
+                _, _, _, region, account, queue = r["eventSourceARN"].split(":")
+                call_aws(
+                    "sqs",
+                    "POST",
+                    "/",
+                    {
+                        "QueueUrl": f"{os.environ['AWS_ENDPOINT_URL']}/{account}/{queue}",
+                        "ReceiptHandle": r["receiptHandle"],
+                        "VisibilityTimeout": int(steer["visibility"]),
+                    },
+                    target="AmazonSQS.ChangeMessageVisibility",
+                )
+            failures.append({"itemIdentifier": r["messageId"]})
+    note({"event": "end", "ids": ids, "failures": [f["itemIdentifier"] for f in failures]})
+    return failures
+
+
 init_mode = os.environ.get("INIT_MODE", "")
 if init_mode == "crash":
     print("bootstrap: giving up during init", flush=True)
@@ -59,7 +132,7 @@ while True:
     elif "Records" in event:  # SQS event source mapping
         for record in event["Records"]:
             print(f"sqs message: {record.get('body')}", flush=True)
-        result = {"batchItemFailures": []}
+        result = {"batchItemFailures": handle_sqs_batch(event["Records"])}
     else:
         action = event.get("action", "echo")
         if action == "sleep":
