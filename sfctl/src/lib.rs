@@ -2,8 +2,10 @@
 //! (the standard AWS configuration: profile, region, credentials, `AWS_ENDPOINT_URL`).
 //!
 //! The queues are found by the stack's name prefix (`<prefix>-orders`, `<prefix>-orders-failover`,
-//! `<prefix>-orders-dlq`, each with `.fifo` for FIFO stacks), or given as URLs.
+//! `<prefix>-orders-dlq`, each with `.fifo` for FIFO stacks), or given as URLs; the delivery state
+//! is the SSM parameter `/<prefix>/delivery-state` and the mappings of `<prefix>-forwarder`.
 
+mod delivery;
 mod dlq;
 mod queues;
 
@@ -16,7 +18,7 @@ pub use queues::Queues;
 #[command(
     name = "sfctl",
     version,
-    about = "Operate a storeforward stack: queue status and the dead-letter queue"
+    about = "Operate a storeforward stack: queue and delivery status, pause and resume, and the dead-letter queue"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -49,13 +51,23 @@ pub struct Target {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Depth, messages in flight, delayed messages and the age of the oldest message of the
+    /// Whether orders are being delivered (or paused by an operator, or the circuit is open);
+    /// depth, messages in flight, delayed messages and the age of the oldest message of the
     /// orders queue, the failover queue and the dead-letter queue; the stack's alarms.
     Status {
-        /// One JSON object per queue instead of a table.
+        /// One JSON object per line (the delivery state, each queue, each alarm) instead of a table.
         #[arg(long)]
         json: bool,
     },
+    /// Pauses delivery: orders are still accepted and wait in the queue. The circuit breaker's
+    /// probe never resumes a pause; only `sfctl resume` does.
+    Pause {
+        /// Why, for whoever looks at `sfctl status` next.
+        #[arg(long, default_value = "paused with sfctl")]
+        reason: String,
+    },
+    /// Resumes delivery after a pause (or closes an open circuit at once).
+    Resume,
     /// The dead-letter queue.
     #[command(subcommand)]
     Dlq(DlqCommand),
@@ -100,12 +112,23 @@ pub enum DlqCommand {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = aws_config::load_defaults(BehaviorVersion::latest()).await;
     let sqs = aws_sdk_sqs::Client::new(&config);
+    let switch = delivery::switch(&config, &cli.target.stack);
+    match &cli.command {
+        Command::Pause { reason } => {
+            let by = delivery::caller(&config).await;
+            return delivery::pause(&switch, by, reason.clone()).await;
+        }
+        Command::Resume => return delivery::resume(&switch).await,
+        _ => {}
+    }
     let queues = Queues::resolve(&sqs, &cli.target).await?;
     match cli.command {
         Command::Status { json } => {
+            println!("{}", delivery::describe(&switch, json).await?);
             let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
             queues::status(&cloudwatch, &queues, &cli.target.stack, json).await
         }
+        Command::Pause { .. } | Command::Resume => Ok(()),
         Command::Dlq(DlqCommand::Peek { max, body, json }) => {
             dlq::peek(&sqs, &queues.dlq, max as usize, body, json).await
         }

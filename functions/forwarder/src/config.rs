@@ -160,7 +160,7 @@ impl Config {
                 })?,
             },
             breaker: BreakerSettings {
-                threshold: env.bounded("BREAKER_THRESHOLD", 5, 0..=1000)?,
+                threshold: env.bounded("BREAKER_THRESHOLD", 10, 0..=1000)?,
                 probe_interval: Duration::from_secs(env.bounded(
                     "PROBE_INTERVAL_SECONDS",
                     60,
@@ -250,7 +250,7 @@ mod tests {
         assert!(!p.ordered);
         assert_eq!(p.attempt_budget, Duration::from_secs(11));
         assert_eq!(p.statuses, StatusPolicy::default());
-        assert_eq!(c.breaker.threshold, 5);
+        assert_eq!(c.breaker.threshold, 10);
         assert_eq!(c.breaker.probe_interval, Duration::from_secs(60));
         assert_eq!(c.breaker.enabled(), None, "no probe queue, no breaker");
     }

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 use lambda_runtime::{Context, Error, LambdaEvent};
 use serde_json::Value;
+use storeforward_control::AwsSwitch;
 use storeforward_core::batch::{Backend, Message, Outcome, Policy, Tally};
 use storeforward_core::breaker::{Breaker, Switch};
 use storeforward_core::envelope::Envelope;
@@ -14,8 +15,6 @@ use storeforward_core::poll::{Circuit, Limits, Source, on_batch, on_tickets, sch
 use storeforward_sqs::{SqsSource, is_fifo};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
-
-use crate::switch::AwsSwitch;
 
 /// The forwarder's dependencies, built once at cold start.
 #[derive(Debug)]

@@ -7,16 +7,15 @@ mod config;
 mod fault;
 mod handler;
 mod secret;
-mod switch;
 
 pub use backend::{BackendSettings, HttpBackend, Signer};
 pub use config::{BreakerSettings, Config};
 pub use handler::Forwarder;
 pub use secret::SecretSource;
-pub use switch::AwsSwitch;
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
+use storeforward_control::AwsSwitch;
 use storeforward_core::breaker::Breaker;
 use storeforward_sqs::SqsSource;
 use tracing::info;

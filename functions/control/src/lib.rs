@@ -1,5 +1,6 @@
-//! The circuit's [`Switch`] on AWS: the delivery state in an SSM parameter (`STATE_PARAMETER`),
-//! and consumption as the forwarder's event source mappings, enabled or disabled.
+//! The circuit breaker's [`Switch`] on AWS, shared by the forwarder and `sfctl`: the delivery
+//! state in an SSM parameter (`STATE_PARAMETER`), and consumption as the forwarder's event source
+//! mappings, enabled or disabled.
 
 use aws_sdk_lambda::error::DisplayErrorContext;
 use aws_sdk_ssm::types::ParameterType;
@@ -95,6 +96,40 @@ impl Switch for AwsSwitch {
         let Some(m) = &self.mappings else {
             return Ok(());
         };
+        let wanted = if on { "Enabl" } else { "Disabl" };
+        for mapping in self.mappings().await? {
+            if mapping.state.starts_with(wanted) {
+                continue;
+            }
+            m.lambda
+                .update_event_source_mapping()
+                .uuid(&mapping.uuid)
+                .enabled(on)
+                .send()
+                .await
+                .map_err(|e| failed("switching the event source mapping", e))?;
+            info!(uuid = %mapping.uuid, queue = %mapping.queue, enabled = on, "event source mapping switched");
+        }
+        Ok(())
+    }
+}
+
+/// One event source mapping that the switch turns on and off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    pub uuid: String,
+    /// The name of the queue it reads.
+    pub queue: String,
+    /// `Enabled`, `Disabled`, or a transition (`Enabling`, `Disabling`, `Updating`, ...).
+    pub state: String,
+}
+
+impl AwsSwitch {
+    /// The function's mappings, except the probe queue's (none for a scheduled forwarder).
+    pub async fn mappings(&self) -> Result<Vec<Mapping>, SwitchError> {
+        let Some(m) = &self.mappings else {
+            return Ok(Vec::new());
+        };
         let listed = m
             .lambda
             .list_event_source_mappings()
@@ -102,25 +137,18 @@ impl Switch for AwsSwitch {
             .send()
             .await
             .map_err(|e| failed("listing the event source mappings", e))?;
-        let wanted = if on { "Enabl" } else { "Disabl" };
-        for mapping in listed.event_source_mappings() {
-            let source = mapping.event_source_arn().unwrap_or_default();
-            if queue_name(source) == m.probe_queue_name
-                || mapping.state().is_some_and(|s| s.starts_with(wanted))
-            {
-                continue;
-            }
-            let Some(uuid) = mapping.uuid() else { continue };
-            m.lambda
-                .update_event_source_mapping()
-                .uuid(uuid)
-                .enabled(on)
-                .send()
-                .await
-                .map_err(|e| failed("switching the event source mapping", e))?;
-            info!(uuid, source, enabled = on, "event source mapping switched");
-        }
-        Ok(())
+        Ok(listed
+            .event_source_mappings()
+            .iter()
+            .filter_map(|mapping| {
+                let queue = queue_name(mapping.event_source_arn()?);
+                (queue != m.probe_queue_name).then(|| Mapping {
+                    uuid: mapping.uuid().unwrap_or_default().to_owned(),
+                    queue: queue.to_owned(),
+                    state: mapping.state().unwrap_or_default().to_owned(),
+                })
+            })
+            .collect())
     }
 }
 
