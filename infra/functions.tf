@@ -39,6 +39,7 @@ locals {
       FAILURE_ACTION     = var.failure_action
     },
     var.enable_failover_queue ? { FAILOVER_QUEUE_URL = aws_sqs_queue.failover[0].url } : {},
+    local.breaker_environment,
     { for name, value in merge(local.sqs_client_environment, {
       CONNECT_TIMEOUT_MS = var.connect_timeout_ms == null ? null : tostring(var.connect_timeout_ms)
       DEADLINE_MARGIN_MS = var.deadline_margin_ms == null ? null : tostring(var.deadline_margin_ms)
@@ -149,6 +150,7 @@ resource "aws_lambda_function" "forwarder" {
   depends_on = [
     aws_cloudwatch_log_group.forwarder,
     aws_iam_role_policy.forwarder,
+    aws_iam_role_policy.breaker,
   ]
 
   lifecycle {

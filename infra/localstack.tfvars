@@ -1,7 +1,7 @@
 # LocalStack (`make local`): the functions run as host processes on this machine, so they are
 # built for the host, time out quickly, and a message that keeps failing reaches the DLQ within
-# about two minutes. Apply with a state of its own under /work/main/.local/ (see README.md), after
-# `make build ARCH=x86_64`, against a LocalStack started with SQS_ENDPOINT_STRATEGY=off.
+# about two minutes. `scripts/apply-local` applies it with a state of its own under .local/ (see
+# README.md), after `make build-local`, against a LocalStack started with SQS_ENDPOINT_STRATEGY=off.
 
 name_prefix = "storeforward"
 tags = {
@@ -27,6 +27,9 @@ connect_timeout_ms = 1000
 backoff_base_ms   = 1000
 backoff_cap_ms    = 5000
 max_receive_count = 3
+
+# Circuit breaker: probe a backend that looks down every 10 s instead of every minute.
+probe_interval_seconds = 10
 
 # Queues: 60 s = 6 x forwarder_timeout + batching window.
 queue_visibility_timeout_seconds   = 60

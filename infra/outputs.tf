@@ -106,3 +106,13 @@ output "log_group_names" {
     forwarder = aws_cloudwatch_log_group.forwarder.name
   }
 }
+
+output "probe_queue_url" {
+  description = "The circuit breaker's probe queue, where tickets wait for the next probe (null with breaker_threshold = 0)"
+  value       = one(aws_sqs_queue.probe[*].url)
+}
+
+output "state_parameter_name" {
+  description = "The SSM parameter holding the delivery state: delivering, paused (by whom, why) or circuit open (null with breaker_threshold = 0)"
+  value       = one(aws_ssm_parameter.delivery_state[*].name)
+}

@@ -134,6 +134,7 @@ locals {
   queues = merge(
     { orders = aws_sqs_queue.orders, dlq = aws_sqs_queue.dlq },
     var.enable_failover_queue ? { failover = aws_sqs_queue.failover[0] } : {},
+    local.breaker_enabled ? { probe = aws_sqs_queue.probe[0] } : {},
   )
 }
 

@@ -1,6 +1,10 @@
 locals {
-  # One event source mapping per source queue (orders, failover) when trigger = sqs.
-  event_source_queue_arns = var.trigger == "sqs" ? { for i, arn in local.source_queue_arns : (i == 0 ? "orders" : "failover") => arn } : {}
+  # One event source mapping per source queue (orders, failover) when trigger = sqs, and one for
+  # the probe queue, which the circuit breaker never disables.
+  event_source_queue_arns = var.trigger == "sqs" ? merge(
+    { for i, arn in local.source_queue_arns : (i == 0 ? "orders" : "failover") => arn },
+    { for arn in aws_sqs_queue.probe[*].arn : "probe" => arn },
+  ) : {}
 }
 
 ################################################################################
@@ -28,9 +32,13 @@ resource "aws_lambda_event_source_mapping" "this" {
   }
 
   # The function's role must allow receiving from the queue before the mapping is created.
-  depends_on = [aws_iam_role_policy.forwarder]
+  depends_on = [aws_iam_role_policy.forwarder, aws_iam_role_policy.breaker]
 
   lifecycle {
+    # After creation, the circuit breaker and `sfctl pause` / `resume` own the mapping's state: an
+    # apply must not resume delivery that an operator paused.
+    ignore_changes = [enabled]
+
     precondition {
       condition     = !var.fifo || (var.batch_size <= 10 && var.maximum_batching_window_in_seconds == 0)
       error_message = "A FIFO queue takes batch_size 1-10 (got ${var.batch_size}) and no batching window (maximum_batching_window_in_seconds = 0, got ${var.maximum_batching_window_in_seconds})."

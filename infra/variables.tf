@@ -464,6 +464,32 @@ variable "sqs_managed_sse_enabled" {
 }
 
 ################################################################################
+# Circuit breaker
+################################################################################
+
+variable "breaker_threshold" {
+  description = "Retryable backend failures in a row (connection errors, timeouts, 5xx, 429; no success or 4xx between them) that open the circuit: delivery pauses and a probe tries again every probe_interval_seconds. 0 turns the breaker off"
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.breaker_threshold >= 0 && var.breaker_threshold <= 1000 && floor(var.breaker_threshold) == var.breaker_threshold
+    error_message = "breaker_threshold must be a whole number from 0 (off) to 1000."
+  }
+}
+
+variable "probe_interval_seconds" {
+  description = "While the circuit is open: seconds between probes of the backend, and how long messages in hand when it opened wait (1-900, SQS's longest message delay)"
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.probe_interval_seconds >= 1 && var.probe_interval_seconds <= 900 && floor(var.probe_interval_seconds) == var.probe_interval_seconds
+    error_message = "probe_interval_seconds must be a whole number from 1 to 900."
+  }
+}
+
+################################################################################
 # Trigger
 ################################################################################
 
@@ -479,7 +505,7 @@ variable "trigger" {
 }
 
 variable "trigger_enabled" {
-  description = "Whether the event source mapping(s) or the schedule rule are enabled. `false` pauses delivery; orders keep being stored and wait in SQS"
+  description = "Whether the event source mapping(s) or the schedule rule are enabled. `false` pauses delivery; orders keep being stored and wait in SQS. For the mappings this is the state they are created in: after that the circuit breaker and `sfctl pause` / `resume` switch them"
   type        = bool
   default     = true
 }

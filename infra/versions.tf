@@ -9,7 +9,7 @@ terraform {
   }
 
   # State stays local by default. Local (LocalStack) runs keep theirs apart with
-  # `TF_DATA_DIR` and `-backend-config=path=...` under /work/main/.local/ (see README.md).
+  # `TF_DATA_DIR` and `-backend-config=path=...` under .local/ in the repository (see README.md).
   # For a shared AWS state, replace this block (or add a `backend_override.tf` with e.g. `backend "s3" {}`).
   backend "local" {}
 }

@@ -38,8 +38,8 @@ run "defaults" {
   command = plan
 
   assert {
-    condition     = length(aws_lambda_event_source_mapping.this) == 1 && length(aws_cloudwatch_event_rule.schedule) == 0
-    error_message = "trigger = sqs must create one event source mapping and no schedule rule."
+    condition     = toset(keys(aws_lambda_event_source_mapping.this)) == toset(["orders", "probe"]) && length(aws_cloudwatch_event_rule.schedule) == 0
+    error_message = "trigger = sqs must create an event source mapping for the orders queue and one for the probe queue, and no schedule rule."
   }
 
   assert {
@@ -106,7 +106,7 @@ run "alarms_by_default" {
   }
 
   assert {
-    condition     = toset(keys(aws_sqs_queue_policy.tls_only)) == toset(["orders", "dlq"])
+    condition     = toset(keys(aws_sqs_queue_policy.tls_only)) == toset(["orders", "dlq", "probe"])
     error_message = "Every queue must have its TLS-only policy."
   }
 
@@ -250,9 +250,61 @@ run "sqs_with_failover" {
   }
 
   assert {
-    condition     = length(aws_lambda_event_source_mapping.this) == 2 && aws_lambda_event_source_mapping.this["failover"].scaling_config[0].maximum_concurrency == 5
+    condition     = length(aws_lambda_event_source_mapping.this) == 3 && aws_lambda_event_source_mapping.this["failover"].scaling_config[0].maximum_concurrency == 5
     error_message = "The failover queue must get its own event source mapping."
   }
+}
+
+run "breaker_by_default" {
+  command = plan
+
+  assert {
+    condition     = aws_sqs_queue.probe[0].name == "storeforward-orders-probe" && aws_sqs_queue.probe[0].sqs_managed_sse_enabled && !coalesce(aws_sqs_queue.probe[0].fifo_queue, false)
+    error_message = "The breaker needs an encrypted, standard probe queue."
+  }
+
+  assert {
+    condition     = aws_ssm_parameter.delivery_state[0].name == "/storeforward/delivery-state" && jsondecode(aws_ssm_parameter.delivery_state[0].value).state == "delivering"
+    error_message = "The delivery state parameter must start as delivering."
+  }
+
+  assert {
+    condition     = aws_lambda_function.forwarder.environment[0].variables["BREAKER_THRESHOLD"] == "10" && aws_lambda_function.forwarder.environment[0].variables["PROBE_INTERVAL_SECONDS"] == "60" && aws_lambda_function.forwarder.environment[0].variables["STATE_PARAMETER"] == "/storeforward/delivery-state"
+    error_message = "The forwarder must get the breaker's threshold (10), probe interval (60 s) and state parameter."
+  }
+
+  assert {
+    condition     = aws_lambda_event_source_mapping.this["probe"].function_response_types == toset(["ReportBatchItemFailures"])
+    error_message = "The probe queue's mapping must report batch item failures, or failed probes would delete their tickets."
+  }
+}
+
+run "breaker_off" {
+  command = plan
+
+  variables {
+    breaker_threshold = 0
+  }
+
+  assert {
+    condition     = length(aws_sqs_queue.probe) == 0 && length(aws_ssm_parameter.delivery_state) == 0 && length(aws_iam_role_policy.breaker) == 0 && toset(keys(aws_lambda_event_source_mapping.this)) == toset(["orders"])
+    error_message = "breaker_threshold = 0 must create no probe queue, state parameter, permissions or probe mapping."
+  }
+
+  assert {
+    condition     = aws_lambda_function.forwarder.environment[0].variables["BREAKER_THRESHOLD"] == "0"
+    error_message = "The forwarder must be told the breaker is off."
+  }
+}
+
+run "probe_interval_too_long" {
+  command = plan
+
+  variables {
+    probe_interval_seconds = 901
+  }
+
+  expect_failures = [var.probe_interval_seconds]
 }
 
 run "localstack_values" {

@@ -9,6 +9,7 @@
 
 mod auth;
 mod badinput;
+mod breaker;
 mod chaos;
 mod delivery;
 mod fifo;
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
         outage::no_false_202_while_sqs_is_down_and_failover_takes_over,
         chaos::every_accepted_order_is_delivered_or_dead_lettered,
         ops::sfctl_shows_peeks_redrives_and_purges_real_dead_letters,
+        breaker::an_outage_pauses_delivery_keeps_every_order_and_resumes,
     ];
     if args.list {
         let trials = suites

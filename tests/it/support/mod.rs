@@ -15,7 +15,10 @@ use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName};
 use serde_json::Value;
 
 pub use proxy::{Mode, SqsProxy};
-pub use receiver::{Delivery, Receiver};
+pub use receiver::{Delivery, Gate, GateMode, Receiver};
+
+/// The port `tests/stacks/brk.tfvars` points the breaker stack's backend at.
+pub const BREAKER_GATE_PORT: u16 = 9921;
 
 /// A suite's verdict.
 pub type Outcome = Result<(), String>;
@@ -70,11 +73,13 @@ pub enum StackKind {
     Deadline,
     /// Standard queue and DLQ for `sfctl`, whose redrives and purges move everything in it.
     Ops,
+    /// Standard queue, event source mapping, the circuit breaker; its backend behind a gate.
+    Breaker,
 }
 
 impl StackKind {
     /// Every stack; `name` has one arm per variant, keep this beside it.
-    const ALL: [Self; 7] = [
+    const ALL: [Self; 8] = [
         Self::Standard,
         Self::Fifo,
         Self::Scheduled,
@@ -82,6 +87,7 @@ impl StackKind {
         Self::Outage,
         Self::Deadline,
         Self::Ops,
+        Self::Breaker,
     ];
 
     fn name(self) -> &'static str {
@@ -93,6 +99,7 @@ impl StackKind {
             Self::Outage => "outage",
             Self::Deadline => "deadline",
             Self::Ops => "ops",
+            Self::Breaker => "brk",
         }
     }
 }
@@ -151,6 +158,8 @@ impl Stack {
 /// builds what it needs, and different stacks are applied in parallel by the suites that need them.
 pub struct World {
     pub receiver: Receiver,
+    /// The backend as the breaker stack reaches it.
+    pub breaker_gate: Gate,
     pub proxy: SqsProxy,
     pub http: reqwest::Client,
     pub sqs: aws_sdk_sqs::Client,
@@ -164,6 +173,9 @@ impl World {
                 "cannot start the test backend on 127.0.0.1:{}: {e}",
                 receiver::PORT
             )
+        })?;
+        let breaker_gate = receiver.gate(BREAKER_GATE_PORT).await.map_err(|e| {
+            format!("cannot start the backend's gate on 127.0.0.1:{BREAKER_GATE_PORT}: {e}")
         })?;
         let proxy = SqsProxy::start().await.map_err(|e| {
             format!(
@@ -189,6 +201,7 @@ impl World {
             .collect();
         Ok(Self {
             receiver,
+            breaker_gate,
             proxy,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
@@ -295,6 +308,65 @@ impl World {
             .ok_or_else(|| format!("202 without idempotencyKey: {json}"))
     }
 
+    /// POSTs every body, `in_flight` at a time; all must be accepted. Returns their idempotency
+    /// keys, in the order of `bodies`.
+    pub async fn accept_all(
+        &self,
+        stack: &Stack,
+        bodies: Vec<String>,
+        in_flight: usize,
+    ) -> Result<Vec<String>, String> {
+        use futures::{StreamExt, TryStreamExt, stream};
+        stream::iter(bodies)
+            .map(|body| async move { self.accepted(stack, &body, &[]).await })
+            .buffered(in_flight)
+            .try_collect()
+            .await
+    }
+
+    /// The delivery state a breaker stack recorded (`state_parameter_name`), as JSON.
+    pub async fn delivery_state(&self, stack: &Stack) -> Result<Value, String> {
+        let name = stack.output("state_parameter_name");
+        let (status, answer) = self
+            .aws(
+                "ssm",
+                Some("AmazonSSM.GetParameter"),
+                "/",
+                &serde_json::json!({ "Name": name }),
+            )
+            .await?;
+        let text = answer["Parameter"]["Value"]
+            .as_str()
+            .ok_or_else(|| format!("GetParameter {name}: {status} {answer}"))?;
+        serde_json::from_str(text).map_err(|e| format!("{name} holds {text:?}: {e}"))
+    }
+
+    /// The state (`Enabled`, `Disabled`, ...) of each of a function's event source mappings, by
+    /// the name of the queue it reads.
+    pub async fn mapping_states(&self, function: &str) -> Result<HashMap<String, String>, String> {
+        let answer: Value = self
+            .http
+            .get(format!(
+                "{LOCALSTACK}/2015-03-31/event-source-mappings/?FunctionName={function}"
+            ))
+            .header("authorization", authorization("lambda"))
+            .send()
+            .await
+            .map_err(|e| format!("ListEventSourceMappings: {e}"))?
+            .json()
+            .await
+            .map_err(|e| format!("ListEventSourceMappings: {e}"))?;
+        Ok(answer["EventSourceMappings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| {
+                let queue = m["EventSourceArn"].as_str()?.rsplit(':').next()?;
+                Some((queue.to_owned(), m["State"].as_str()?.to_owned()))
+            })
+            .collect())
+    }
+
     /// Messages in `queue_url` without consuming them (visibility timeout 0), with attributes.
     pub async fn peek(&self, queue_url: &str) -> Result<Vec<aws_sdk_sqs::types::Message>, String> {
         let out = self
@@ -387,10 +459,7 @@ impl World {
         let mut request = self
             .http
             .post(format!("{LOCALSTACK}{path}"))
-            .header(
-                "authorization",
-                format!("AWS4-HMAC-SHA256 Credential=test/20260101/{REGION}/{service}/aws4_request, SignedHeaders=host, Signature=0"),
-            )
+            .header("authorization", authorization(service))
             .body(payload.to_string());
         if let Some(target) = target {
             request = request
@@ -449,6 +518,13 @@ impl World {
             }
         }
     }
+}
+
+/// An unsigned `Authorization` header that tells LocalStack which service and region a call is for.
+fn authorization(service: &str) -> String {
+    format!(
+        "AWS4-HMAC-SHA256 Credential=test/20260101/{REGION}/{service}/aws4_request, SignedHeaders=host, Signature=0"
+    )
 }
 
 /// Milliseconds since the epoch, as log events and SQS count time.

@@ -8,6 +8,10 @@
 //! - `"status:S"`: always S (a permanent 4xx, or a 5xx that never recovers)
 //! - `"slow"`: 200 after 800 ms
 //! - `"chaos"`: a fixed pseudo-random mix per attempt (see [`chaos`]): about 40 % of attempts fail
+//!
+//! A [`Gate`] serves the same backend on a port of its own that a suite can take down (every
+//! request answered 503) or close (connections refused, open ones reset) and bring back, for the
+//! circuit breaker's stacks.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -91,17 +95,38 @@ pub struct Receiver {
 impl Receiver {
     /// Starts the backend on 127.0.0.1:[`PORT`] on the current runtime.
     pub async fn start() -> std::io::Result<Self> {
-        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], PORT))).await?;
         let receiver = Self {
             log: Arc::default(),
         };
-        let accepting = receiver.clone();
-        tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                tokio::spawn(accepting.clone().connection(socket));
-            }
-        });
+        receiver.listen(PORT, None).await?;
         Ok(receiver)
+    }
+
+    /// Serves connections on `port` until the returned task is aborted.
+    async fn listen(
+        &self,
+        port: u16,
+        gate: Option<Arc<Mutex<GateMode>>>,
+    ) -> std::io::Result<tokio::task::JoinHandle<()>> {
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+        let accepting = self.clone();
+        Ok(tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                tokio::spawn(accepting.clone().connection(socket, gate.clone()));
+            }
+        }))
+    }
+
+    /// The same backend behind a [`Gate`] on `port`, open.
+    pub async fn gate(&self, port: u16) -> std::io::Result<Gate> {
+        let mode = Arc::new(Mutex::new(GateMode::Open));
+        let task = self.listen(port, Some(mode.clone())).await?;
+        Ok(Gate {
+            receiver: self.clone(),
+            port,
+            mode,
+            task: Mutex::new(Some(task)),
+        })
     }
 
     fn log(&self) -> std::sync::MutexGuard<'_, Log> {
@@ -141,9 +166,16 @@ impl Receiver {
     }
 
     /// Serves one keep-alive connection: requests in turn, until one is not answered.
-    async fn connection(self, mut socket: TcpStream) {
+    async fn connection(self, mut socket: TcpStream, gate: Option<Arc<Mutex<GateMode>>>) {
         let mut buffer = Vec::new();
         while let Some(request) = read_request(&mut socket, &mut buffer).await {
+            let gated = gate
+                .as_ref()
+                .map(|g| *g.lock().unwrap_or_else(|p| p.into_inner()));
+            if gated == Some(GateMode::Closed) {
+                reset(&socket);
+                return;
+            }
             let at = Instant::now();
             let key = request.header("idempotency-key");
             let attempt = {
@@ -152,10 +184,10 @@ impl Receiver {
                 *n += 1;
                 *n
             };
-            let action = if request.path == "/sales/save-order" {
-                decide(&request.body, &key, attempt)
-            } else {
-                Action::Status(404)
+            let action = match gated {
+                Some(GateMode::Down(status)) => Action::Status(status),
+                _ if request.path == "/sales/save-order" => decide(&request.body, &key, attempt),
+                _ => Action::Status(404),
             };
             let headers = request
                 .headers
@@ -210,6 +242,51 @@ impl Receiver {
                 return;
             }
         }
+    }
+}
+
+/// What a [`Gate`] lets through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateMode {
+    /// The backend as usual.
+    Open,
+    /// Every request is answered with this status, whatever the order asks for.
+    Down(u16),
+    /// Nothing listens on the port: connections are refused, and open ones reset.
+    Closed,
+}
+
+/// The backend on a port of its own, switchable between up, down and gone.
+pub struct Gate {
+    receiver: Receiver,
+    port: u16,
+    mode: Arc<Mutex<GateMode>>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Gate {
+    /// Switches the gate; closing stops listening, anything else listens again.
+    pub async fn set(&self, mode: GateMode) -> std::io::Result<()> {
+        *self.mode.lock().unwrap_or_else(|p| p.into_inner()) = mode;
+        let running = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match (mode, running) {
+            (GateMode::Closed, Some(task)) => {
+                task.abort();
+                let _ = task.await;
+            }
+            (GateMode::Closed, None) => {}
+            (_, Some(task)) => {
+                *self.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+            }
+            (_, None) => {
+                let task = self
+                    .receiver
+                    .listen(self.port, Some(self.mode.clone()))
+                    .await?;
+                *self.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+            }
+        }
+        Ok(())
     }
 }
 
