@@ -3,7 +3,8 @@
 ################################################################################
 
 locals {
-  breaker_enabled      = var.breaker_threshold > 0
+  # FAILURE_ACTION=pause parks in the probe queue and pauses through the state too.
+  breaker_enabled      = var.breaker_threshold > 0 || var.failure_action == "pause"
   probe_queue_name     = "${var.name_prefix}-orders-probe"
   state_parameter_name = "/${var.name_prefix}/delivery-state"
 
@@ -13,6 +14,8 @@ locals {
     PROBE_QUEUE_URL        = aws_sqs_queue.probe[0].url
     STATE_PARAMETER        = aws_ssm_parameter.delivery_state[0].name
   } : { BREAKER_THRESHOLD = "0" }
+  # FAILURE_ACTION=pause gives a message up on its last receive, before the redrive policy would.
+  max_receive_environment = { MAX_RECEIVE_COUNT = tostring(var.max_receive_count) }
 }
 
 # Where the message whose failure opened the circuit waits, as the probe's ticket, for one probe

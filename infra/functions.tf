@@ -40,6 +40,7 @@ locals {
     },
     var.enable_failover_queue ? { FAILOVER_QUEUE_URL = aws_sqs_queue.failover[0].url } : {},
     local.breaker_environment,
+    local.max_receive_environment,
     { for name, value in merge(local.sqs_client_environment, {
       CONNECT_TIMEOUT_MS = var.connect_timeout_ms == null ? null : tostring(var.connect_timeout_ms)
       DEADLINE_MARGIN_MS = var.deadline_margin_ms == null ? null : tostring(var.deadline_margin_ms)

@@ -319,13 +319,13 @@ variable "backoff_cap_ms" {
 }
 
 variable "failure_action" {
-  description = "`FAILURE_ACTION`: what happens to a permanent failure: `dead-letter` (to the DLQ at once) or `drop` (discarded, logged at ERROR)"
+  description = "`FAILURE_ACTION`: what happens to a message the forwarder gives up on: `dead-letter` (permanent failures to the DLQ at once, exhausted retries by the redrive policy), `drop` (permanent failures discarded, logged at ERROR), or `pause` (parked in the probe queue and delivery paused until `sfctl resume`, for permanent failures and exhausted retries alike: nothing overtakes it)"
   type        = string
   default     = "dead-letter"
 
   validation {
-    condition     = contains(["dead-letter", "drop"], var.failure_action)
-    error_message = "failure_action must be \"dead-letter\" or \"drop\"."
+    condition     = contains(["dead-letter", "drop", "pause"], var.failure_action)
+    error_message = "failure_action must be \"dead-letter\", \"drop\" or \"pause\"."
   }
 }
 

@@ -5,7 +5,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use anyhow::Context;
 use serde_json::{Value, json};
 use storeforward_control::AwsSwitch;
-use storeforward_core::breaker::{DeliveryState, Switch};
+use storeforward_core::breaker::{self, DeliveryState, Switch};
 use storeforward_core::poll::now_ms;
 
 use crate::queues::human;
@@ -25,17 +25,10 @@ pub fn switch(config: &aws_config::SdkConfig, stack: &str) -> AwsSwitch {
 }
 
 /// Records the pause first, so that a probe running now sees it, then switches consumption off.
-pub async fn pause(switch: &AwsSwitch, by: String, reason: String) -> anyhow::Result<()> {
-    let state = DeliveryState::Paused {
-        by,
-        since_ms: now_ms(),
-        reason,
-    };
-    switch.write(&state).await.context("recording the pause")?;
-    switch
-        .consume(false)
+pub async fn pause(switch: &AwsSwitch, by: &str, reason: &str) -> anyhow::Result<()> {
+    breaker::pause(switch, by, reason, now_ms())
         .await
-        .context("the pause is recorded, but switching the event source mappings off failed")?;
+        .context("pausing delivery (a recorded pause stays even if the mappings did not switch)")?;
     println!(
         "delivery paused; orders are still accepted and wait in the queue. `sfctl resume` resumes it."
     );

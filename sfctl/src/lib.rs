@@ -116,7 +116,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Pause { reason } => {
             let by = delivery::caller(&config).await;
-            return delivery::pause(&switch, by, reason.clone()).await;
+            return delivery::pause(&switch, &by, reason).await;
         }
         Command::Resume => return delivery::resume(&switch).await,
         _ => {}

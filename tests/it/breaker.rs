@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::support::{GateMode, Outcome, StackKind, World, ensure, poll_until, unique};
+use crate::ops::sfctl_ok;
+use crate::support::{GateMode, Outcome, Stack, StackKind, World, ensure, poll_until, unique};
 
 /// Orders that arrive while the backend is down.
 const ORDERS: usize = 300;
@@ -18,15 +19,40 @@ const TRIP_WITHIN: Duration = Duration::from_secs(60);
 /// LocalStack's single poller at about ten messages a second.
 const DRAIN_WITHIN: Duration = Duration::from_secs(180);
 
-pub async fn an_outage_pauses_delivery_keeps_every_order_and_resumes(w: &World) -> Outcome {
+/// The breaker stack's `name_prefix`, for `sfctl`.
+const STACK: &str = "sfit-brk";
+/// `probe_interval_seconds` in infra/localstack.tfvars.
+const PROBE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// One stack and one gate, so the scenarios run one after another: a backend answering 503, an
+/// operator's pause while the circuit is open, and a backend whose port is closed.
+pub async fn outages_pause_delivery_keep_every_order_and_resume(w: &World) -> Outcome {
     let stack = w.stack(StackKind::Breaker)?;
+    outage(w, stack, GateMode::Down(503), "503 to every request").await?;
+    an_operators_pause_outlasts_the_probes(w, stack).await?;
+    outage(w, stack, GateMode::Closed, "its port closed").await
+}
+
+async fn set_gate(w: &World, mode: GateMode) -> Outcome {
+    w.breaker_gate.set(mode).await.map_err(|e| e.to_string())
+}
+
+/// Waits until the orders queue's mapping reads `state`.
+async fn mapping_reads(w: &World, stack: &Stack, state: &str, within: Duration) -> Outcome {
+    let forwarder = stack.output("forwarder_function_name");
+    let orders_queue = queue_name(stack.output("queue_url"));
+    poll_until(&format!("the orders mapping {state}"), within, || async {
+        let states = w.mapping_states(forwarder).await.ok()?;
+        (states.get(&orders_queue)? == state).then_some(())
+    })
+    .await
+}
+
+async fn outage(w: &World, stack: &Stack, mode: GateMode, shape: &str) -> Outcome {
     let forwarder = stack.output("forwarder_function_name");
     let orders_queue = queue_name(stack.output("queue_url"));
     let run = unique("outage");
-    let gate = &w.breaker_gate;
-    gate.set(GateMode::Down(503))
-        .await
-        .map_err(|e| e.to_string())?;
+    set_gate(w, mode).await?;
     let started = Instant::now();
 
     let bodies = (0..ORDERS)
@@ -35,11 +61,7 @@ pub async fn an_outage_pauses_delivery_keeps_every_order_and_resumes(w: &World) 
     let keys = w.accept_all(stack, bodies, POSTS_IN_FLIGHT).await?;
     let posted_in = started.elapsed();
 
-    poll_until("the orders mapping switched off", TRIP_WITHIN, || async {
-        let states = w.mapping_states(forwarder).await.ok()?;
-        (states.get(&orders_queue)? == "Disabled").then_some(())
-    })
-    .await?;
+    mapping_reads(w, stack, "Disabled", TRIP_WITHIN).await?;
     let tripped_in = started.elapsed();
     let state = w.delivery_state(stack).await?;
     ensure(state["state"] == "open", || {
@@ -64,7 +86,7 @@ pub async fn an_outage_pauses_delivery_keeps_every_order_and_resumes(w: &World) 
         || format!("probes must be recorded while the circuit is open: {state}"),
     )?;
 
-    gate.set(GateMode::Open).await.map_err(|e| e.to_string())?;
+    set_gate(w, GateMode::Open).await?;
     let recovered = Instant::now();
     poll_until(
         "every order delivered after the recovery",
@@ -104,7 +126,7 @@ pub async fn an_outage_pauses_delivery_keeps_every_order_and_resumes(w: &World) 
         format!("the delivery state should be delivering: {state}")
     })?;
     eprintln!(
-        "\n  backend outage ({ORDERS} orders, 503 for {} s): posted in {:.1} s, mapping off after \
+        "\n  backend outage ({ORDERS} orders, {shape} for {} s): posted in {:.1} s, mapping off after \
          {:.1} s, {} backend attempts during the outage ({:.3} per order), all delivered {:.1} s \
          after recovery, 0 dead letters, 0 duplicates",
         OUTAGE.as_secs(),
@@ -117,6 +139,121 @@ pub async fn an_outage_pauses_delivery_keeps_every_order_and_resumes(w: &World) 
     Ok(())
 }
 
+/// An operator pauses while the circuit is open: the backend comes back, but the probes must not
+/// resume delivery; `sfctl resume` does, and everything is delivered.
+async fn an_operators_pause_outlasts_the_probes(w: &World, stack: &Stack) -> Outcome {
+    let run = unique("paused");
+    set_gate(w, GateMode::Down(503)).await?;
+    let bodies = (0..30)
+        .map(|n| format!("{{\"run\":\"{run}\",\"n\":{n}}}"))
+        .collect();
+    let keys = w.accept_all(stack, bodies, POSTS_IN_FLIGHT).await?;
+    mapping_reads(w, stack, "Disabled", TRIP_WITHIN).await?;
+
+    sfctl_ok(
+        STACK,
+        &["pause", "--reason", "integration test: backend maintenance"],
+    )
+    .await?;
+    set_gate(w, GateMode::Open).await?;
+    let status = sfctl_ok(STACK, &["status"]).await?;
+    ensure(
+        status.contains("PAUSED by an operator") && status.contains("backend maintenance"),
+        || format!("sfctl status must show the pause and its reason:\n{status}"),
+    )?;
+    // Three probe intervals with the backend up: the ticket comes back, and is held.
+    let observed = Instant::now();
+    tokio::time::sleep(3 * PROBE_INTERVAL).await;
+    let delivered = keys.iter().filter(|k| w.receiver.delivered(k)).count();
+    ensure(delivered == 0, || {
+        format!("{delivered} orders delivered while paused by an operator")
+    })?;
+    let state = w.delivery_state(stack).await?;
+    ensure(
+        state["state"] == "paused" && state["reason"] == "integration test: backend maintenance",
+        || format!("the probes must leave the operator's pause: {state}"),
+    )?;
+    mapping_reads(w, stack, "Disabled", Duration::ZERO).await?;
+
+    sfctl_ok(STACK, &["resume"]).await?;
+    poll_until(
+        "every paused order delivered after sfctl resume",
+        DRAIN_WITHIN,
+        || async { keys.iter().all(|k| w.receiver.delivered(k)).then_some(()) },
+    )
+    .await?;
+    mapping_reads(w, stack, "Enabled", Duration::ZERO).await?;
+    let state = w.delivery_state(stack).await?;
+    ensure(state["state"] == "delivering", || {
+        format!("after sfctl resume the state should be delivering: {state}")
+    })?;
+    eprintln!(
+        "\n  operator pause: nothing delivered in {:.0} s of probes with the backend up; all 30 \
+         delivered after sfctl resume",
+        observed.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 fn queue_name(url: &str) -> String {
     url.rsplit('/').next().unwrap_or(url).to_owned()
+}
+
+/// A backend that rejects some orders (422) and fails a few once (503) is answering: the circuit
+/// stays closed, the mapping enabled, and every other order is delivered.
+pub async fn a_backend_that_fails_some_orders_keeps_the_circuit_closed(w: &World) -> Outcome {
+    const N: usize = 60;
+    let stack = w.stack(StackKind::Standard)?;
+    let forwarder = stack.output("forwarder_function_name");
+    let orders_queue = queue_name(stack.output("queue_url"));
+    let run = unique("partial");
+    let behaviour = |n: usize| match n {
+        n if n % 5 == 0 => "status:422",
+        n if n % 7 == 0 => "fail-first:1",
+        _ => "ok",
+    };
+    let bodies = (0..N)
+        .map(|n| {
+            format!(
+                "{{\"run\":\"{run}\",\"n\":{n},\"behaviour\":\"{}\"}}",
+                behaviour(n)
+            )
+        })
+        .collect();
+    let keys = w.accept_all(stack, bodies, POSTS_IN_FLIGHT).await?;
+    let states_seen = std::sync::Mutex::new(std::collections::HashSet::new());
+    poll_until(
+        "every order that can be delivered delivered",
+        DRAIN_WITHIN,
+        || {
+            let states = w.mapping_states(forwarder);
+            let (keys, seen, orders_queue) = (&keys, &states_seen, &orders_queue);
+            async move {
+                if let Some(state) = states.await.ok()?.get(orders_queue) {
+                    seen.lock().unwrap().insert(state.clone());
+                }
+                keys.iter()
+                    .enumerate()
+                    .filter(|(n, _)| n % 5 != 0)
+                    .all(|(_, k)| w.receiver.delivered(k))
+                    .then_some(())
+            }
+        },
+    )
+    .await?;
+    let states_seen = states_seen.into_inner().unwrap();
+    ensure(states_seen == ["Enabled".to_owned()].into(), || {
+        format!("the orders mapping must stay enabled: saw {states_seen:?}")
+    })?;
+    let state = w.delivery_state(stack).await?;
+    ensure(state["state"] == "delivering", || {
+        format!("the circuit must stay closed: {state}")
+    })?;
+    for (n, key) in keys.iter().enumerate().filter(|(n, _)| n % 5 == 0) {
+        let attempts = w.receiver.deliveries(key).len();
+        ensure(attempts == 1, || {
+            format!("order {n} (422) was tried {attempts} times instead of once")
+        })?;
+    }
+    Ok(())
 }

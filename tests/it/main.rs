@@ -58,7 +58,8 @@ fn main() -> ExitCode {
         outage::no_false_202_while_sqs_is_down_and_failover_takes_over,
         chaos::every_accepted_order_is_delivered_or_dead_lettered,
         ops::sfctl_shows_peeks_redrives_and_purges_real_dead_letters,
-        breaker::an_outage_pauses_delivery_keeps_every_order_and_resumes,
+        breaker::outages_pause_delivery_keep_every_order_and_resume,
+        breaker::a_backend_that_fails_some_orders_keeps_the_circuit_closed,
     ];
     if args.list {
         let trials = suites

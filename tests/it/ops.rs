@@ -38,15 +38,18 @@ fn binary() -> Result<PathBuf, String> {
         .clone()
 }
 
-/// Runs `sfctl ARGS` for the ops stack with stdin closed (not a terminal).
-async fn sfctl(args: &[&str]) -> Result<Output, String> {
+/// The ops stack's `name_prefix`.
+const STACK: &str = "sfit-ops";
+
+/// Runs `sfctl ARGS` for `stack` with stdin closed (not a terminal).
+async fn sfctl(stack: &str, args: &[&str]) -> Result<Output, String> {
     let out = tokio::process::Command::new(binary()?)
         .args(args)
         .env("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("SFCTL_STACK", "sfit-ops")
+        .env("SFCTL_STACK", stack)
         .env_remove("AWS_PROFILE")
         .stdin(Stdio::null())
         .output()
@@ -59,9 +62,9 @@ async fn sfctl(args: &[&str]) -> Result<Output, String> {
     })
 }
 
-/// Runs `sfctl ARGS`, which must succeed; returns its standard output.
-async fn sfctl_ok(args: &[&str]) -> Result<String, String> {
-    let out = sfctl(args).await?;
+/// Runs `sfctl ARGS` for `stack`, which must succeed; returns its standard output.
+pub async fn sfctl_ok(stack: &str, args: &[&str]) -> Result<String, String> {
+    let out = sfctl(stack, args).await?;
     if out.ok {
         Ok(out.stdout)
     } else {
@@ -80,7 +83,7 @@ fn json_lines(text: &str) -> Result<Vec<Value>, String> {
 
 /// The DLQ's visible messages as `sfctl status --json` reports them.
 async fn dead_letters() -> Option<u64> {
-    let lines = json_lines(&sfctl_ok(&["status", "--json"]).await.ok()?).ok()?;
+    let lines = json_lines(&sfctl_ok(STACK, &["status", "--json"]).await.ok()?).ok()?;
     lines
         .iter()
         .find(|q| q["queue"] == "dlq")
@@ -127,7 +130,7 @@ pub async fn sfctl_shows_peeks_redrives_and_purges_real_dead_letters(w: &World) 
         "the DLQ alarm in ALARM",
         Duration::from_secs(90),
         || async {
-            let lines = json_lines(&sfctl_ok(&["status", "--json"]).await.ok()?).ok()?;
+            let lines = json_lines(&sfctl_ok(STACK, &["status", "--json"]).await.ok()?).ok()?;
             lines
                 .iter()
                 .any(|l| l["alarm"] == "sfit-ops-dlq-not-empty" && l["state"] == "ALARM")
@@ -136,7 +139,7 @@ pub async fn sfctl_shows_peeks_redrives_and_purges_real_dead_letters(w: &World) 
     )
     .await?;
 
-    let table = sfctl_ok(&["status"]).await?;
+    let table = sfctl_ok(STACK, &["status"]).await?;
     ensure(
         [
             "sfit-ops-orders ",
@@ -148,7 +151,7 @@ pub async fn sfctl_shows_peeks_redrives_and_purges_real_dead_letters(w: &World) 
         || format!("status lacks the queues or the dead letters:\n{table}"),
     )?;
 
-    let letters = json_lines(&sfctl_ok(&["dlq", "peek", "--json"]).await?)?;
+    let letters = json_lines(&sfctl_ok(STACK, &["dlq", "peek", "--json"]).await?)?;
     let of = |key: &str| letters.iter().find(|l| l["idempotency_key"] == key);
     let (Some(p), Some(e)) = (of(&permanent), of(&exhausted)) else {
         return Err(format!("peek did not show both dead letters: {letters:?}"));
@@ -165,7 +168,7 @@ pub async fn sfctl_shows_peeks_redrives_and_purges_real_dead_letters(w: &World) 
     ensure(e["failure"]["kind"] == "retries exhausted", || {
         format!("the redriven dead letter is not shown as such: {e}")
     })?;
-    let text = sfctl_ok(&["dlq", "peek"]).await?;
+    let text = sfctl_ok(STACK, &["dlq", "peek"]).await?;
     ensure(text.contains(&permanent) && text.contains("why:"), || {
         format!("text peek lacks the letters:\n{text}")
     })?;
@@ -173,7 +176,7 @@ pub async fn sfctl_shows_peeks_redrives_and_purges_real_dead_letters(w: &World) 
         "peeking consumed dead letters".into()
     })?;
 
-    let moved = sfctl_ok(&["dlq", "redrive"]).await?;
+    let moved = sfctl_ok(STACK, &["dlq", "redrive"]).await?;
     ensure(moved.contains("moved 2 dead letter(s)"), || {
         format!("redrive did not report its move:\n{moved}")
     })?;
@@ -195,8 +198,8 @@ pub async fn sfctl_shows_peeks_redrives_and_purges_real_dead_letters(w: &World) 
         post(w, stack, &run_id, "status:422").await?;
     }
     wait_for_dead_letters(3).await?;
-    sfctl_ok(&["dlq", "redrive", "--rate", "1", "--no-wait"]).await?;
-    let second = sfctl(&["dlq", "redrive"]).await?;
+    sfctl_ok(STACK, &["dlq", "redrive", "--rate", "1", "--no-wait"]).await?;
+    let second = sfctl(STACK, &["dlq", "redrive"]).await?;
     ensure(
         !second.ok && second.stderr.contains("already running"),
         || {
@@ -206,14 +209,14 @@ pub async fn sfctl_shows_peeks_redrives_and_purges_real_dead_letters(w: &World) 
             )
         },
     )?;
-    let cancelled = sfctl_ok(&["dlq", "cancel"]).await?;
+    let cancelled = sfctl_ok(STACK, &["dlq", "cancel"]).await?;
     ensure(cancelled.contains("cancelled"), || {
         format!("cancel did not say so:\n{cancelled}")
     })?;
     // Whatever was moved fails again and comes back.
     wait_for_dead_letters(3).await?;
 
-    let refused = sfctl(&["dlq", "purge"]).await?;
+    let refused = sfctl(STACK, &["dlq", "purge"]).await?;
     ensure(!refused.ok && refused.stderr.contains("--yes"), || {
         format!(
             "purge without a terminal or --yes was not refused: {}{}",
@@ -223,6 +226,6 @@ pub async fn sfctl_shows_peeks_redrives_and_purges_real_dead_letters(w: &World) 
     ensure(dead_letters().await == Some(3), || {
         "a refused purge deleted dead letters".into()
     })?;
-    sfctl_ok(&["dlq", "purge", "--yes"]).await?;
+    sfctl_ok(STACK, &["dlq", "purge", "--yes"]).await?;
     wait_for_dead_letters(0).await
 }

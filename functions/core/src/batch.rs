@@ -81,6 +81,9 @@ pub enum AfterPermanent {
     Redrive,
     /// Discard it (logged at error). Only ever by explicit configuration.
     Drop,
+    /// Park it in the probe queue and pause delivery until an operator resumes it (the seed's
+    /// "deactivate the processor"), also when its retries run out: nothing overtakes it.
+    Pause,
 }
 
 /// How a batch is delivered.
@@ -96,6 +99,9 @@ pub struct Policy {
     /// Time a delivery may need (request timeout plus a safety margin); none starts unless this
     /// much time is left before the deadline.
     pub attempt_budget: Duration,
+    /// The queue's `maxReceiveCount`: with [`AfterPermanent::Pause`], a retryable failure on the
+    /// last receive gives the message up (pausing) instead of leaving it to the redrive policy.
+    pub max_receives: Option<u32>,
 }
 
 /// The fate of one message.
@@ -120,6 +126,9 @@ pub enum Outcome {
     Parked { reason: String },
     /// Not attempted because the circuit is open; comes back after the probe interval.
     Held { reason: &'static str },
+    /// Given up with `FAILURE_ACTION=pause`: parked as a ticket, and delivery paused for an
+    /// operator.
+    Stopped { reason: String },
 }
 
 impl Outcome {
@@ -132,6 +141,7 @@ impl Outcome {
                 | Self::DeadLettered { .. }
                 | Self::Dropped { .. }
                 | Self::Parked { .. }
+                | Self::Stopped { .. }
         )
     }
 }
@@ -149,6 +159,7 @@ pub struct Tally {
     pub failed: usize,
     pub parked: usize,
     pub held: usize,
+    pub stopped: usize,
     /// Circuit events in this invocation: opened by it, closed by its probe, probes that failed.
     pub circuit_opened: usize,
     pub circuit_closed: usize,
@@ -168,6 +179,7 @@ impl Tally {
             Outcome::Failed { .. } => &mut self.failed,
             Outcome::Parked { .. } => &mut self.parked,
             Outcome::Held { .. } => &mut self.held,
+            Outcome::Stopped { .. } => &mut self.stopped,
         };
         *counter += 1;
     }
@@ -186,6 +198,7 @@ impl Tally {
             failed,
             parked,
             held,
+            stopped,
             circuit_opened,
             circuit_closed,
             probes_failed,
@@ -199,6 +212,7 @@ impl Tally {
         self.failed += failed;
         self.parked += parked;
         self.held += held;
+        self.stopped += stopped;
         self.circuit_opened += circuit_opened;
         self.circuit_closed += circuit_closed;
         self.probes_failed += probes_failed;
@@ -216,6 +230,9 @@ impl<'a> FromIterator<&'a Outcome> for Tally {
 const DEFERRED_DEADLINE: &str = "not enough time left before the function's deadline";
 const DEFERRED_GROUP: &str = "an earlier message of its FIFO group was not delivered";
 const HELD: &str = "the circuit is open: the backend looks down";
+/// How long a message given up with `FAILURE_ACTION=pause` waits in the probe queue when there is
+/// no breaker to say (its probe interval).
+const PAUSE_HOLD: Duration = Duration::from_secs(60);
 
 /// Delivers `messages` and returns one outcome per message, in input order. With a `breaker`, a
 /// run of retryable failures opens it: the failure that opened it is parked as the probe's
@@ -294,7 +311,8 @@ impl<B: Backend, S: Settle> Ctx<'_, B, S> {
             if let Outcome::Deferred { reason } | Outcome::Held { reason } = &outcome {
                 span.in_scope(|| info!(reason, "not attempted"));
             }
-            blocked |= self.policy.ordered && !outcome.is_handled();
+            blocked |= self.policy.ordered && !outcome.is_handled()
+                || matches!(outcome, Outcome::Stopped { .. });
             out.push((i, outcome));
         }
         out
@@ -365,6 +383,16 @@ impl<B: Backend, S: Settle> Ctx<'_, B, S> {
                 info!("delivered");
                 Outcome::Delivered
             }
+            Verdict::Retry { reason, status, .. }
+                if self.policy.after_permanent == AfterPermanent::Pause
+                    && self
+                        .policy
+                        .max_receives
+                        .is_some_and(|max| message.receive_count >= max) =>
+            {
+                let reason = format!("retries exhausted: {reason}");
+                self.give_up(message, reason, status).await
+            }
             Verdict::Retry {
                 reason,
                 status,
@@ -416,6 +444,24 @@ impl<B: Backend, S: Settle> Ctx<'_, B, S> {
             AfterPermanent::Drop => {
                 error!(?status, %reason, "permanent failure, message DROPPED (FAILURE_ACTION=drop)");
                 Outcome::Dropped { reason }
+            }
+            AfterPermanent::Pause => {
+                let hold = self.breaker.map_or(PAUSE_HOLD, Breaker::hold);
+                match self.settle.park(message, hold).await {
+                    Ok(()) => {
+                        if let Some(breaker) = self.breaker {
+                            breaker.force_open();
+                        }
+                        error!(?status, %reason, "giving up on the message: delivery PAUSED until an operator resumes it (FAILURE_ACTION=pause)");
+                        Outcome::Stopped { reason }
+                    }
+                    Err(e) => {
+                        error!(?status, %reason, error = %e, "giving up on the message, and parking it failed; left to the redrive policy");
+                        Outcome::Failed {
+                            reason: format!("{reason}; parking failed: {e}"),
+                        }
+                    }
+                }
             }
         }
     }

@@ -76,6 +76,11 @@ impl Breaker {
         opens
     }
 
+    /// Opens the breaker whatever the run: a message was given up with `FAILURE_ACTION=pause`.
+    pub fn force_open(&self) {
+        self.opened_at().get_or_insert_with(Instant::now);
+    }
+
     /// Closes the breaker and forgets the run.
     pub fn close(&self) {
         *self.opened_at() = None;
@@ -185,6 +190,25 @@ pub async fn open_circuit<S: Switch>(
             next_probe_ms: now_ms + interval.as_millis() as u64,
         })
         .await
+}
+
+/// Pauses delivery for an operator: records who, when and why first, so that a probe running
+/// now sees it, then stops consumption. Only an operator resumes it.
+pub async fn pause<S: Switch>(
+    switch: &S,
+    by: &str,
+    reason: &str,
+    now_ms: u64,
+) -> Result<(), SwitchError> {
+    warn!(%by, %reason, "delivery paused until an operator resumes it");
+    switch
+        .write(&DeliveryState::Paused {
+            by: by.to_owned(),
+            since_ms: now_ms,
+            reason: reason.to_owned(),
+        })
+        .await?;
+    switch.consume(false).await
 }
 
 /// Resumes consumption and records delivering, unless an operator paused it (then `Ok(false)`).

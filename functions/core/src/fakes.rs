@@ -40,6 +40,7 @@ pub fn policy() -> Policy {
         after_permanent: AfterPermanent::DeadLetter,
         ordered: false,
         attempt_budget: Duration::from_secs(11),
+        max_receives: None,
     }
 }
 

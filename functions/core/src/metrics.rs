@@ -171,6 +171,7 @@ impl<'a, B> Measured<'a, B> {
             .count("Failed", tally.failed)
             .count("Parked", tally.parked)
             .count("Held", tally.held)
+            .count("Stopped", tally.stopped)
             .count("CircuitOpened", tally.circuit_opened)
             .count("CircuitClosed", tally.circuit_closed)
             .count("ProbeFailed", tally.probes_failed);

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use crate::batch::{Backend, Message, Outcome, Policy, QueueError, Settle, Tally, process};
-use crate::breaker::{Breaker, DeliveryState, ProbeResult, Switch, open_circuit, probe};
+use crate::breaker::{Breaker, DeliveryState, ProbeResult, Switch, open_circuit, pause, probe};
 use crate::pacer::Pacer;
 
 /// A queue the forwarder consumes: it receives and deletes, and settles like any [`Settle`].
@@ -109,18 +109,32 @@ fn count_probe(tally: &mut Tally, result: &ProbeResult, breaker: &Breaker) {
     }
 }
 
-/// Switches consumption off if `outcomes` parked a ticket; returns 1 if it did.
+/// Who pauses delivery when a message is given up with `FAILURE_ACTION=pause`.
+pub const PAUSED_BY_FAILURE_ACTION: &str = "forwarder (FAILURE_ACTION=pause)";
+
+/// Switches consumption off if `outcomes` parked a ticket: the circuit opens, or, for a message
+/// given up with `FAILURE_ACTION=pause`, delivery pauses for an operator. Returns 1 if it did.
 async fn opened<W: Switch, Q>(circuit: &Circuit<'_, W, Q>, outcomes: &[Outcome]) -> usize {
-    let Some(reason) = outcomes.iter().find_map(|o| match o {
+    let stopped = outcomes.iter().find_map(|o| match o {
+        Outcome::Stopped { reason } => Some(reason),
+        _ => None,
+    });
+    let parked = outcomes.iter().find_map(|o| match o {
         Outcome::Parked { reason } => Some(reason),
         _ => None,
-    }) else {
-        return 0;
+    });
+    let switched = match (stopped, parked) {
+        (Some(reason), _) => {
+            pause(circuit.switch, PAUSED_BY_FAILURE_ACTION, reason, now_ms()).await
+        }
+        (None, Some(reason)) => {
+            open_circuit(circuit.switch, reason, now_ms(), circuit.breaker.hold()).await
+        }
+        (None, None) => return 0,
     };
-    let interval = circuit.breaker.hold();
-    if let Err(e) = open_circuit(circuit.switch, reason, now_ms(), interval).await {
+    if let Err(e) = switched {
         // The ticket is parked: the probe still runs, and closes what did get switched off.
-        error!(error = %e, "could not fully open the circuit");
+        error!(error = %e, "could not fully switch delivery off");
     }
     1
 }
@@ -263,7 +277,7 @@ async fn drain<B: Backend, S: Source>(
         parked.extend(
             outcomes
                 .into_iter()
-                .filter(|o| matches!(o, Outcome::Parked { .. })),
+                .filter(|o| matches!(o, Outcome::Parked { .. } | Outcome::Stopped { .. })),
         );
         batch = match fetched {
             Some(Ok(messages)) => messages,
@@ -284,6 +298,7 @@ async fn drain<B: Backend, S: Source>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batch::AfterPermanent;
     use crate::fakes::{FakeSource, FakeSwitch, ScriptedBackend, message, policy};
     use crate::retry::Attempt;
 
@@ -474,5 +489,57 @@ mod tests {
         assert_eq!(outcomes.len(), 10);
         assert_eq!((tally.parked, tally.held, tally.circuit_opened), (1, 8, 1));
         assert!(!switch.consuming());
+    }
+
+    #[tokio::test]
+    async fn failure_action_pause_parks_the_exhausted_message_and_pauses_for_an_operator() {
+        let tickets = FakeSource::default();
+        let switch = FakeSwitch::default();
+        let breaker = Breaker::new(0, HOLD);
+        let circuit = Circuit {
+            breaker: &breaker,
+            switch: &switch,
+            tickets: &tickets,
+        };
+        let queue = FakeSource::default();
+        let backend = ScriptedBackend::answering(status(200)).with("a2", [status(503)]);
+        let mut msgs: Vec<Message> = ["a1", "a2", "a3"]
+            .iter()
+            .map(|id| message(id, Some("A")))
+            .collect();
+        msgs[1].receive_count = 5;
+        let pausing = Policy {
+            after_permanent: AfterPermanent::Pause,
+            max_receives: Some(5),
+            ordered: true,
+            ..policy()
+        };
+        let (outcomes, tally) =
+            on_batch(&msgs, &backend, &queue, &pausing, far(), Some(&circuit)).await;
+        assert_eq!(outcomes[0], Outcome::Delivered);
+        assert!(
+            matches!(&outcomes[1], Outcome::Stopped { reason } if reason.starts_with("retries exhausted"))
+        );
+        assert!(
+            outcomes[1].is_handled(),
+            "its copy waits in the probe queue"
+        );
+        assert!(!outcomes[2].is_handled(), "nothing overtakes it");
+        assert_eq!(backend.calls(), ["a1", "a2"]);
+        assert_eq!((tally.stopped, tally.circuit_opened), (1, 1));
+        assert!(
+            matches!(switch.state(), DeliveryState::Paused { ref by, .. } if by == PAUSED_BY_FAILURE_ACTION)
+        );
+        assert!(!switch.consuming());
+
+        // After an operator resumes, a failure before the last receive is an ordinary retry.
+        breaker.close();
+        let queue = FakeSource::default();
+        let mut early = message("b1", None);
+        early.receive_count = 4;
+        let down = ScriptedBackend::answering(status(503));
+        let (outcomes, _) =
+            on_batch(&[early], &down, &queue, &pausing, far(), Some(&circuit)).await;
+        assert!(matches!(outcomes[0], Outcome::Retrying { .. }));
     }
 }

@@ -28,8 +28,10 @@ pub struct Config {
     pub backoff: Backoff,
     /// `MAX_IN_FLIGHT`.
     pub max_in_flight: usize,
-    /// `FAILURE_ACTION`: `dead-letter` (default) or `drop`.
-    pub drop_permanent_failures: bool,
+    /// `FAILURE_ACTION`: `dead-letter` (default), `drop` or `pause`.
+    pub failure_action: FailureAction,
+    /// `MAX_RECEIVE_COUNT`: the queue's `maxReceiveCount` (needed by `FAILURE_ACTION=pause`).
+    pub max_receive_count: Option<u32>,
     /// `DEADLINE_MARGIN_MS`: kept free before the function's deadline, on top of a request.
     pub deadline_margin: Duration,
     /// The scheduled trigger's polling: `POLL_WAIT_SECONDS` (long-poll wait per receive; an
@@ -41,6 +43,18 @@ pub struct Config {
     /// `SIGNING_SECRET_ARN`: where to read the signing secret at cold start (instead of
     /// `SIGNING_SECRET`).
     pub signing_secret_source: Option<SecretSource>,
+}
+
+/// What happens to a message the forwarder gives up on (`FAILURE_ACTION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureAction {
+    /// The dead-letter queue (at once for permanent failures, by redrive for exhausted retries).
+    DeadLetter,
+    /// Discard permanent failures (logged at ERROR).
+    Drop,
+    /// Park the message and pause delivery until an operator resumes it, for permanent failures
+    /// and exhausted retries alike.
+    Pause,
 }
 
 /// The circuit breaker: on when `BREAKER_THRESHOLD` > 0 and the probe queue and state parameter
@@ -60,13 +74,12 @@ pub struct BreakerSettings {
 }
 
 impl BreakerSettings {
-    /// The probe queue and state parameter, when the breaker is on.
-    pub fn enabled(&self) -> Option<(&str, &str)> {
+    /// The probe queue and state parameter, when they are configured.
+    pub fn queues(&self) -> Option<(&str, &str)> {
         Some((
             self.probe_queue_url.as_deref()?,
             self.state_parameter.as_deref()?,
         ))
-        .filter(|_| self.threshold > 0)
     }
 }
 
@@ -112,6 +125,31 @@ impl Config {
                 "BACKOFF_BASE_MS must be > 0 and BACKOFF_CAP_MS ≥ BACKOFF_BASE_MS",
             ));
         }
+        let failure_action = env.parsed_with("FAILURE_ACTION", FailureAction::DeadLetter, |a| {
+            match a.trim() {
+                "dead-letter" => Ok(FailureAction::DeadLetter),
+                "drop" => Ok(FailureAction::Drop),
+                "pause" => Ok(FailureAction::Pause),
+                _ => Err("expected dead-letter, drop or pause"),
+            }
+        })?;
+        let max_receive_count = env
+            .optional("MAX_RECEIVE_COUNT")
+            .map(|_| env.bounded("MAX_RECEIVE_COUNT", 1, 1..=1000))
+            .transpose()?;
+        let parked_in = (
+            env.optional("PROBE_QUEUE_URL"),
+            env.optional("STATE_PARAMETER"),
+        );
+        if failure_action == FailureAction::Pause
+            && (max_receive_count.is_none() || parked_in.0.is_none() || parked_in.1.is_none())
+        {
+            return Err(ConfigError::invalid(
+                "FAILURE_ACTION",
+                "pause",
+                "needs MAX_RECEIVE_COUNT (the queue's maxReceiveCount), PROBE_QUEUE_URL and STATE_PARAMETER",
+            ));
+        }
         let defaults = StatusPolicy::default();
         Ok(Self {
             backend: BackendSettings {
@@ -138,13 +176,8 @@ impl Config {
             },
             backoff,
             max_in_flight: env.bounded("MAX_IN_FLIGHT", 10, 1..=1000)?,
-            drop_permanent_failures: env.parsed_with("FAILURE_ACTION", false, |a| {
-                match a.trim() {
-                    "dead-letter" => Ok(false),
-                    "drop" => Ok(true),
-                    _ => Err("expected dead-letter or drop"),
-                }
-            })?,
+            failure_action,
+            max_receive_count,
             deadline_margin: env.millis("DEADLINE_MARGIN_MS", Duration::from_secs(1))?,
             poll: Limits {
                 wait: Duration::from_secs(env.bounded("POLL_WAIT_SECONDS", 1, 0..=20)?),
@@ -166,8 +199,8 @@ impl Config {
                     60,
                     1..=900,
                 )?),
-                probe_queue_url: env.optional("PROBE_QUEUE_URL"),
-                state_parameter: env.optional("STATE_PARAMETER"),
+                probe_queue_url: parked_in.0,
+                state_parameter: parked_in.1,
                 function_name: env.optional("AWS_LAMBDA_FUNCTION_NAME"),
             },
             sqs: ClientSettings::from_env(env)?,
@@ -180,11 +213,13 @@ impl Config {
             statuses: self.statuses.clone(),
             backoff: self.backoff,
             max_in_flight: self.max_in_flight,
-            after_permanent: match (self.drop_permanent_failures, &self.dlq_url) {
-                (true, _) => AfterPermanent::Drop,
-                (false, Some(_)) => AfterPermanent::DeadLetter,
-                (false, None) => AfterPermanent::Redrive,
+            after_permanent: match (self.failure_action, &self.dlq_url) {
+                (FailureAction::Drop, _) => AfterPermanent::Drop,
+                (FailureAction::Pause, _) => AfterPermanent::Pause,
+                (FailureAction::DeadLetter, Some(_)) => AfterPermanent::DeadLetter,
+                (FailureAction::DeadLetter, None) => AfterPermanent::Redrive,
             },
+            max_receives: self.max_receive_count,
             ordered: false,
             attempt_budget: self.backend.request_timeout + self.deadline_margin,
         }
@@ -252,7 +287,7 @@ mod tests {
         assert_eq!(p.statuses, StatusPolicy::default());
         assert_eq!(c.breaker.threshold, 10);
         assert_eq!(c.breaker.probe_interval, Duration::from_secs(60));
-        assert_eq!(c.breaker.enabled(), None, "no probe queue, no breaker");
+        assert_eq!(c.breaker.queues(), None, "no probe queue, no breaker");
     }
 
     #[test]
@@ -263,12 +298,28 @@ mod tests {
         ];
         let c = config(&on).unwrap();
         assert_eq!(
-            c.breaker.enabled(),
+            c.breaker.queues(),
             Some(("http://q/probe", "/sf/delivery-state"))
         );
-        let mut off = on.to_vec();
-        off.push(("BREAKER_THRESHOLD", "0"));
-        assert_eq!(config(&off).unwrap().breaker.enabled(), None);
+        assert_eq!(c.breaker.threshold, 10);
+    }
+
+    #[test]
+    fn failure_action_pause_needs_the_receive_count_and_the_probe_queue() {
+        let err = config(&[("FAILURE_ACTION", "pause")]).unwrap_err();
+        assert!(err.to_string().contains("MAX_RECEIVE_COUNT"), "{err}");
+        let c = config(&[
+            ("FAILURE_ACTION", "pause"),
+            ("MAX_RECEIVE_COUNT", "5"),
+            ("PROBE_QUEUE_URL", "http://q/probe"),
+            ("STATE_PARAMETER", "/sf/delivery-state"),
+        ])
+        .unwrap();
+        let p = c.policy();
+        assert_eq!(
+            (p.after_permanent, p.max_receives),
+            (AfterPermanent::Pause, Some(5))
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ mod handler;
 mod secret;
 
 pub use backend::{BackendSettings, HttpBackend, Signer};
-pub use config::{BreakerSettings, Config};
+pub use config::{BreakerSettings, Config, FailureAction};
 pub use handler::Forwarder;
 pub use secret::SecretSource;
 
@@ -32,15 +32,13 @@ pub async fn run(mut config: Config) -> Result<(), Error> {
     let backend = fault::PanicOn::from_env(backend);
     let primary = SqsSource::new(client, &config.queue_url, config.dlq_url.clone())
         .with_probe_queue(config.breaker.probe_queue_url.clone());
-    let circuit = match config.breaker.enabled() {
+    let circuit = match config.breaker.queues() {
         Some((probe_url, parameter)) => Some((
             switch(&config.breaker, probe_url, parameter).await,
             primary.for_queue(probe_url),
         )),
         None => {
-            info!(
-                "circuit breaker off (BREAKER_THRESHOLD=0, or no PROBE_QUEUE_URL / STATE_PARAMETER)"
-            );
+            info!("circuit breaker off: no PROBE_QUEUE_URL / STATE_PARAMETER");
             None
         }
     };
