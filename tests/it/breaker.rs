@@ -1,8 +1,12 @@
 //! Backend outages: the circuit breaker pauses delivery instead of dead-lettering, probes, and
-//! resumes. The breaker stack's backend sits behind a gate the suite takes down and brings back.
+//! resumes. Each breaker stack's backend sits behind a gate the suite takes down (503 to
+//! everything), closes (connection refused) and brings back.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 use crate::ops::sfctl_ok;
 use crate::support::{GateMode, Outcome, Stack, StackKind, World, ensure, poll_until, unique};
@@ -15,26 +19,30 @@ const POSTS_IN_FLIGHT: usize = 16;
 const OUTAGE: Duration = Duration::from_secs(100);
 /// How soon the mapping must be switched off once orders fail.
 const TRIP_WITHIN: Duration = Duration::from_secs(60);
-/// How long the backlog may take to drain once the backend is back: the next probe (10 s), then
-/// LocalStack's single poller at about ten messages a second.
+/// How long the backlog may take to drain once the backend is back: the next probe (10 s, and
+/// up to 15 s of LocalStack's idle polling), then its single poller at about ten messages a second.
 const DRAIN_WITHIN: Duration = Duration::from_secs(180);
-
-/// The breaker stack's `name_prefix`, for `sfctl`.
-const STACK: &str = "sfit-brk";
 /// `probe_interval_seconds` in infra/localstack.tfvars.
 const PROBE_INTERVAL: Duration = Duration::from_secs(10);
+/// FIFO stacks: message groups the orders are spread over.
+const GROUPS: usize = 10;
 
 /// One stack and one gate, so the scenarios run one after another: a backend answering 503, an
 /// operator's pause while the circuit is open, and a backend whose port is closed.
 pub async fn outages_pause_delivery_keep_every_order_and_resume(w: &World) -> Outcome {
-    let stack = w.stack(StackKind::Breaker)?;
-    outage(w, stack, GateMode::Down(503), "503 to every request").await?;
-    an_operators_pause_outlasts_the_probes(w, stack).await?;
-    outage(w, stack, GateMode::Closed, "its port closed").await
+    let kind = StackKind::Breaker;
+    outage(w, kind, GateMode::Down(503), "503 to every request").await?;
+    an_operators_pause_outlasts_the_probes(w, kind).await?;
+    outage(w, kind, GateMode::Closed, "its port closed").await
 }
 
-async fn set_gate(w: &World, mode: GateMode) -> Outcome {
-    w.breaker_gate.set(mode).await.map_err(|e| e.to_string())
+/// The same outage on FIFO queues: every group is delivered in order across the pause.
+pub async fn a_fifo_outage_keeps_each_groups_order(w: &World) -> Outcome {
+    outage(w, StackKind::BreakerFifo, GateMode::Down(503), "503, FIFO").await
+}
+
+async fn set_gate(w: &World, kind: StackKind, mode: GateMode) -> Outcome {
+    w.gate(kind)?.set(mode).await.map_err(|e| e.to_string())
 }
 
 /// Waits until the orders queue's mapping reads `state`.
@@ -48,17 +56,34 @@ async fn mapping_reads(w: &World, stack: &Stack, state: &str, within: Duration) 
     .await
 }
 
-async fn outage(w: &World, stack: &Stack, mode: GateMode, shape: &str) -> Outcome {
-    let forwarder = stack.output("forwarder_function_name");
-    let orders_queue = queue_name(stack.output("queue_url"));
-    let run = unique("outage");
-    set_gate(w, mode).await?;
-    let started = Instant::now();
-
-    let bodies = (0..ORDERS)
-        .map(|n| format!("{{\"run\":\"{run}\",\"n\":{n}}}"))
+/// Posts `n` orders of a new run (spread over message groups on a FIFO stack); returns the run
+/// and the keys, in posting order.
+async fn post_run(
+    w: &World,
+    stack: &Stack,
+    prefix: &str,
+    n: usize,
+) -> Result<(String, Vec<String>), String> {
+    let run = unique(prefix);
+    let fifo = stack.output("queue_url").ends_with(".fifo");
+    let orders = (0..n)
+        .map(|i| {
+            let group = fifo.then(|| format!("{run}-g{}", i % GROUPS));
+            (format!("{{\"run\":\"{run}\",\"n\":{i}}}"), group)
+        })
         .collect();
-    let keys = w.accept_all(stack, bodies, POSTS_IN_FLIGHT).await?;
+    let keys = w.accept_all(stack, orders, POSTS_IN_FLIGHT).await?;
+    Ok((run, keys))
+}
+
+/// While the backend is down for [`OUTAGE`], at most 0.1 attempts per order reach it (the batch
+/// that opened the circuit, and the probes); afterwards every order is delivered once, nothing is
+/// dead-lettered, the mapping is on again and the state says delivering.
+async fn outage(w: &World, kind: StackKind, mode: GateMode, shape: &str) -> Outcome {
+    let stack = w.stack(kind)?;
+    set_gate(w, kind, mode).await?;
+    let started = Instant::now();
+    let (run, keys) = post_run(w, stack, "outage", ORDERS).await?;
     let posted_in = started.elapsed();
 
     mapping_reads(w, stack, "Disabled", TRIP_WITHIN).await?;
@@ -70,23 +95,14 @@ async fn outage(w: &World, stack: &Stack, mode: GateMode, shape: &str) -> Outcom
 
     // The outage goes on: a scenario's length, not a wait for a condition.
     tokio::time::sleep_until((started + OUTAGE).into()).await;
-    let during = w.receiver.deliveries_containing(&run);
-    ensure(!during.iter().any(|d| d.succeeded()), || {
-        "a delivery succeeded while the backend was down".into()
-    })?;
-    ensure(during.len() * 10 <= ORDERS, || {
-        format!(
-            "{} backend attempts during the outage for {ORDERS} orders: more than 0.1 per order",
-            during.len()
-        )
-    })?;
+    let during = outage_attempts(w, &run)?;
     let state = w.delivery_state(stack).await?;
     ensure(
         state["state"] == "open" && state["last_probe"].is_string(),
         || format!("probes must be recorded while the circuit is open: {state}"),
     )?;
 
-    set_gate(w, GateMode::Open).await?;
+    set_gate(w, kind, GateMode::Open).await?;
     let recovered = Instant::now();
     poll_until(
         "every order delivered after the recovery",
@@ -96,67 +112,101 @@ async fn outage(w: &World, stack: &Stack, mode: GateMode, shape: &str) -> Outcom
     .await?;
     let drained_in = recovered.elapsed();
 
-    let mut successes: HashMap<&str, usize> = HashMap::new();
-    for d in w.receiver.deliveries_containing(&run) {
-        if d.succeeded() {
-            *successes
-                .entry(
-                    keys.iter()
-                        .find(|k| **k == d.idempotency_key)
-                        .map_or("?", |k| k),
-                )
-                .or_default() += 1;
-        }
-    }
-    let duplicates: Vec<_> = successes.iter().filter(|(_, n)| **n > 1).collect();
-    ensure(duplicates.is_empty(), || {
-        format!("delivered more than once: {duplicates:?}")
-    })?;
-    let dead = w.peek(stack.output("dlq_url")).await?;
-    ensure(dead.is_empty(), || {
-        format!("{} dead letters after an outage", dead.len())
-    })?;
-    let states = w.mapping_states(forwarder).await?;
-    ensure(
-        states.get(&orders_queue).map(String::as_str) == Some("Enabled"),
-        || format!("the orders mapping must be enabled again: {states:?}"),
-    )?;
-    let state = w.delivery_state(stack).await?;
-    ensure(state["state"] == "delivering", || {
-        format!("the delivery state should be delivering: {state}")
-    })?;
+    settled(w, stack, &run, &keys).await?;
+    mapping_reads(w, stack, "Enabled", Duration::ZERO).await?;
     eprintln!(
         "\n  backend outage ({ORDERS} orders, {shape} for {} s): posted in {:.1} s, mapping off after \
-         {:.1} s, {} backend attempts during the outage ({:.3} per order), all delivered {:.1} s \
+         {:.1} s, {during} backend attempts during the outage ({:.3} per order), all delivered {:.1} s \
          after recovery, 0 dead letters, 0 duplicates",
         OUTAGE.as_secs(),
         posted_in.as_secs_f64(),
         tripped_in.as_secs_f64(),
-        during.len(),
-        during.len() as f64 / ORDERS as f64,
+        during as f64 / ORDERS as f64,
         drained_in.as_secs_f64(),
     );
     Ok(())
 }
 
+/// The attempts of `run` so far, none of which may have succeeded; at most 0.1 per order.
+fn outage_attempts(w: &World, run: &str) -> Result<usize, String> {
+    let during = w.receiver.deliveries_containing(run);
+    ensure(!during.iter().any(|d| d.succeeded()), || {
+        "a delivery succeeded while the backend was down".into()
+    })?;
+    ensure(during.len() * 10 <= ORDERS, || {
+        format!(
+            "{} backend attempts during the outage for {ORDERS} orders: more than 0.1 per order",
+            during.len()
+        )
+    })?;
+    Ok(during.len())
+}
+
+/// After the recovery: each order delivered exactly once (in order within its group, on FIFO
+/// stacks), nothing dead-lettered, and the state back to delivering.
+async fn settled(w: &World, stack: &Stack, run: &str, keys: &[String]) -> Outcome {
+    let successes: Vec<_> = w
+        .receiver
+        .deliveries_containing(run)
+        .into_iter()
+        .filter(|d| d.succeeded())
+        .collect();
+    let mut per_key: HashMap<&str, usize> = HashMap::new();
+    for d in &successes {
+        *per_key.entry(d.idempotency_key.as_str()).or_default() += 1;
+    }
+    let duplicates: Vec<_> = per_key.iter().filter(|(_, n)| **n > 1).collect();
+    ensure(duplicates.is_empty() && per_key.len() == keys.len(), || {
+        format!(
+            "{} of {} orders delivered; more than once: {duplicates:?}",
+            per_key.len(),
+            keys.len()
+        )
+    })?;
+    if stack.output("queue_url").ends_with(".fifo") {
+        let mut last: HashMap<u64, u64> = HashMap::new();
+        for d in &successes {
+            let n = serde_json::from_str::<Value>(&d.body)
+                .ok()
+                .and_then(|v| v["n"].as_u64())
+                .ok_or_else(|| format!("a delivery without its number: {}", d.body))?;
+            let group = n % GROUPS as u64;
+            if let Some(before) = last.insert(group, n) {
+                ensure(before < n, || {
+                    format!("group {group}: order {n} was delivered after order {before}")
+                })?;
+            }
+        }
+    }
+    let dead = w.peek(stack.output("dlq_url")).await?;
+    ensure(dead.is_empty(), || {
+        format!("{} dead letters after an outage", dead.len())
+    })?;
+    let state = w.delivery_state(stack).await?;
+    ensure(state["state"] == "delivering", || {
+        format!("the delivery state should be delivering: {state}")
+    })
+}
+
 /// An operator pauses while the circuit is open: the backend comes back, but the probes must not
 /// resume delivery; `sfctl resume` does, and everything is delivered.
-async fn an_operators_pause_outlasts_the_probes(w: &World, stack: &Stack) -> Outcome {
-    let run = unique("paused");
-    set_gate(w, GateMode::Down(503)).await?;
-    let bodies = (0..30)
-        .map(|n| format!("{{\"run\":\"{run}\",\"n\":{n}}}"))
-        .collect();
-    let keys = w.accept_all(stack, bodies, POSTS_IN_FLIGHT).await?;
+async fn an_operators_pause_outlasts_the_probes(w: &World, kind: StackKind) -> Outcome {
+    let stack = w.stack(kind)?;
+    let sfctl_stack = stack
+        .output("forwarder_function_name")
+        .trim_end_matches("-forwarder")
+        .to_owned();
+    set_gate(w, kind, GateMode::Down(503)).await?;
+    let (_, keys) = post_run(w, stack, "paused", 30).await?;
     mapping_reads(w, stack, "Disabled", TRIP_WITHIN).await?;
 
     sfctl_ok(
-        STACK,
+        &sfctl_stack,
         &["pause", "--reason", "integration test: backend maintenance"],
     )
     .await?;
-    set_gate(w, GateMode::Open).await?;
-    let status = sfctl_ok(STACK, &["status"]).await?;
+    set_gate(w, kind, GateMode::Open).await?;
+    let status = sfctl_ok(&sfctl_stack, &["status"]).await?;
     ensure(
         status.contains("PAUSED by an operator") && status.contains("backend maintenance"),
         || format!("sfctl status must show the pause and its reason:\n{status}"),
@@ -175,7 +225,7 @@ async fn an_operators_pause_outlasts_the_probes(w: &World, stack: &Stack) -> Out
     )?;
     mapping_reads(w, stack, "Disabled", Duration::ZERO).await?;
 
-    sfctl_ok(STACK, &["resume"]).await?;
+    sfctl_ok(&sfctl_stack, &["resume"]).await?;
     poll_until(
         "every paused order delivered after sfctl resume",
         DRAIN_WITHIN,
@@ -195,9 +245,75 @@ async fn an_operators_pause_outlasts_the_probes(w: &World, stack: &Stack) -> Out
     Ok(())
 }
 
-fn queue_name(url: &str) -> String {
-    url.rsplit('/').next().unwrap_or(url).to_owned()
+/// Scheduled mode: a tick that finds the circuit open probes instead of draining. The suite
+/// invokes the ticks (every probe interval, where EventBridge would every minute).
+pub async fn a_scheduled_forwarder_probes_instead_of_draining(w: &World) -> Outcome {
+    let kind = StackKind::BreakerScheduled;
+    let stack = w.stack(kind)?;
+    let forwarder = stack.output("forwarder_function_name");
+    let tick = || async {
+        let event: Value = serde_json::from_str(SCHEDULED_EVENT).map_err(|e| e.to_string())?;
+        w.invoke(forwarder, &event).await
+    };
+    set_gate(w, kind, GateMode::Down(503)).await?;
+    let started = Instant::now();
+    let (run, keys) = post_run(w, stack, "sched-outage", ORDERS).await?;
+
+    let first = tick().await?;
+    ensure(first["circuitOpened"] == 1 && first["parked"] == 1, || {
+        format!("the first tick should open the circuit: {first}")
+    })?;
+    let state = w.delivery_state(stack).await?;
+    ensure(state["state"] == "open", || {
+        format!("the delivery state should be open: {state}")
+    })?;
+    let mut probes_failed = 0;
+    while started.elapsed() < OUTAGE {
+        tokio::time::sleep(PROBE_INTERVAL).await;
+        let t = tick().await?;
+        ensure(
+            t["received"].as_u64() <= Some(1) && t["delivered"] == 0,
+            || format!("a tick while the circuit is open may only probe its ticket: {t}"),
+        )?;
+        probes_failed += t["probesFailed"].as_u64().unwrap_or(0);
+    }
+    ensure(probes_failed > 0, || {
+        "no tick probed during the outage".into()
+    })?;
+    let during = outage_attempts(w, &run)?;
+
+    set_gate(w, kind, GateMode::Open).await?;
+    let recovered = Instant::now();
+    let closed = std::sync::atomic::AtomicU64::new(0);
+    poll_until(
+        "every order delivered by the ticks after the recovery",
+        DRAIN_WITHIN,
+        || async {
+            let t = tick().await.ok()?;
+            closed.fetch_add(t["circuitClosed"].as_u64().unwrap_or(0), SeqCst);
+            keys.iter().all(|k| w.receiver.delivered(k)).then_some(())
+        },
+    )
+    .await?;
+    let drained_in = recovered.elapsed();
+    let closed = closed.load(SeqCst);
+    ensure(closed == 1, || {
+        format!("one tick's probe should have closed the circuit, not {closed}")
+    })?;
+    settled(w, stack, &run, &keys).await?;
+    eprintln!(
+        "\n  scheduled backend outage ({ORDERS} orders, 503 for {} s): {probes_failed} failed probes, \
+         {during} backend attempts during the outage ({:.3} per order), all delivered {:.1} s after \
+         recovery",
+        OUTAGE.as_secs(),
+        during as f64 / ORDERS as f64,
+        drained_in.as_secs_f64(),
+    );
+    Ok(())
 }
+
+const SCHEDULED_EVENT: &str =
+    include_str!("../../functions/forwarder/tests/fixtures/eventbridge-schedule.json");
 
 /// A backend that rejects some orders (422) and fails a few once (503) is answering: the circuit
 /// stays closed, the mapping enabled, and every other order is delivered.
@@ -212,15 +328,16 @@ pub async fn a_backend_that_fails_some_orders_keeps_the_circuit_closed(w: &World
         n if n % 7 == 0 => "fail-first:1",
         _ => "ok",
     };
-    let bodies = (0..N)
+    let orders = (0..N)
         .map(|n| {
-            format!(
+            let body = format!(
                 "{{\"run\":\"{run}\",\"n\":{n},\"behaviour\":\"{}\"}}",
                 behaviour(n)
-            )
+            );
+            (body, None)
         })
         .collect();
-    let keys = w.accept_all(stack, bodies, POSTS_IN_FLIGHT).await?;
+    let keys = w.accept_all(stack, orders, POSTS_IN_FLIGHT).await?;
     let states_seen = std::sync::Mutex::new(std::collections::HashSet::new());
     poll_until(
         "every order that can be delivered delivered",
@@ -256,4 +373,8 @@ pub async fn a_backend_that_fails_some_orders_keeps_the_circuit_closed(w: &World
         })?;
     }
     Ok(())
+}
+
+fn queue_name(url: &str) -> String {
+    url.rsplit('/').next().unwrap_or(url).to_owned()
 }

@@ -59,6 +59,8 @@ fn main() -> ExitCode {
         chaos::every_accepted_order_is_delivered_or_dead_lettered,
         ops::sfctl_shows_peeks_redrives_and_purges_real_dead_letters,
         breaker::outages_pause_delivery_keep_every_order_and_resume,
+        breaker::a_fifo_outage_keeps_each_groups_order,
+        breaker::a_scheduled_forwarder_probes_instead_of_draining,
         breaker::a_backend_that_fails_some_orders_keeps_the_circuit_closed,
     ];
     if args.list {

@@ -164,6 +164,8 @@ pub struct Tally {
     pub circuit_opened: usize,
     pub circuit_closed: usize,
     pub probes_failed: usize,
+    /// 1 if this invocation found delivery paused (circuit open, or an operator's pause).
+    pub delivery_paused: usize,
 }
 
 impl Tally {
@@ -202,6 +204,7 @@ impl Tally {
             circuit_opened,
             circuit_closed,
             probes_failed,
+            delivery_paused,
         } = *other;
         self.received += received;
         self.delivered += delivered;
@@ -216,6 +219,7 @@ impl Tally {
         self.circuit_opened += circuit_opened;
         self.circuit_closed += circuit_closed;
         self.probes_failed += probes_failed;
+        self.delivery_paused = self.delivery_paused.max(delivery_paused);
     }
 }
 

@@ -231,8 +231,10 @@ pub async fn close_circuit<S: Switch>(switch: &S) -> Result<bool, SwitchError> {
 /// How a probe ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProbeResult {
-    /// No probe: an operator paused delivery, or there was nothing to try.
+    /// No probe: there was nothing to try.
     Skipped,
+    /// No probe: an operator paused delivery; the tickets wait.
+    Paused,
     /// Every ticket was delivered (or rejected for good); the circuit is closed.
     Closed,
     /// Delivery was not paused and the tickets went through.
@@ -268,7 +270,7 @@ pub async fn probe<B: Backend, Q: Settle, S: Switch>(
             }
             outcomes.push(Outcome::Held { reason: PAUSED });
         }
-        return (outcomes, ProbeResult::Skipped);
+        return (outcomes, ProbeResult::Paused);
     }
     if tickets.is_empty() {
         return (Vec::new(), ProbeResult::Skipped);
@@ -623,7 +625,7 @@ mod tests {
             40_000,
         )
         .await;
-        assert_eq!(result, ProbeResult::Skipped);
+        assert_eq!(result, ProbeResult::Paused);
         assert!(
             backend.calls().is_empty(),
             "tickets are not tried while paused"

@@ -174,7 +174,8 @@ impl<'a, B> Measured<'a, B> {
             .count("Stopped", tally.stopped)
             .count("CircuitOpened", tally.circuit_opened)
             .count("CircuitClosed", tally.circuit_closed)
-            .count("ProbeFailed", tally.probes_failed);
+            .count("ProbeFailed", tally.probes_failed)
+            .count("DeliveryPaused", tally.delivery_paused);
         for class in [
             StatusClass::Success,
             StatusClass::Redirect,

@@ -104,7 +104,11 @@ fn count_probe(tally: &mut Tally, result: &ProbeResult, breaker: &Breaker) {
             breaker.close();
             tally.circuit_closed += 1;
         }
-        ProbeResult::Failed { .. } => tally.probes_failed += 1,
+        ProbeResult::Failed { .. } => {
+            tally.probes_failed += 1;
+            tally.delivery_paused = 1;
+        }
+        ProbeResult::Paused => tally.delivery_paused = 1,
         ProbeResult::Delivered | ProbeResult::Skipped => {}
     }
 }
@@ -155,6 +159,7 @@ pub async fn scheduled<B: Backend, S: Source, W: Switch>(
         let state = c.switch.read().await;
         if let Ok(DeliveryState::Paused { by, reason, .. }) = &state {
             info!(%by, %reason, "delivery is paused by an operator; nothing polled");
+            tally.delivery_paused = 1;
             return tally;
         }
         let tickets = match c.tickets.receive(10, Duration::ZERO).await {
@@ -462,7 +467,11 @@ mod tests {
             Some(&circuit),
         )
         .await;
-        assert_eq!(tally, Tally::default());
+        let paused = Tally {
+            delivery_paused: 1,
+            ..Tally::default()
+        };
+        assert_eq!(tally, paused, "nothing received, and the pause reported");
         assert!(backend.calls().is_empty());
         assert_eq!((queues[0].received(), tickets.received()), (0, 0));
     }

@@ -270,7 +270,7 @@ async fn a_scheduled_event_drains_the_queue_then_the_failover_queue() {
     let tally = fw.handle(event).await.unwrap();
     assert_eq!(
         tally,
-        json!({"received": 4, "delivered": 3, "deadLettered": 0, "dropped": 0, "retrying": 1, "deferred": 0, "failed": 0, "parked": 0, "held": 0, "stopped": 0, "circuitOpened": 0, "circuitClosed": 0, "probesFailed": 0})
+        json!({"received": 4, "delivered": 3, "deadLettered": 0, "dropped": 0, "retrying": 1, "deferred": 0, "failed": 0, "parked": 0, "held": 0, "stopped": 0, "circuitOpened": 0, "circuitClosed": 0, "probesFailed": 0, "deliveryPaused": 0})
     );
     let mut deleted = deleted.lock().unwrap().clone();
     deleted.sort();

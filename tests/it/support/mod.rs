@@ -17,9 +17,6 @@ use serde_json::Value;
 pub use proxy::{Mode, SqsProxy};
 pub use receiver::{Delivery, Gate, GateMode, Receiver};
 
-/// The port `tests/stacks/brk.tfvars` points the breaker stack's backend at.
-pub const BREAKER_GATE_PORT: u16 = 9921;
-
 /// A suite's verdict.
 pub type Outcome = Result<(), String>;
 
@@ -75,11 +72,15 @@ pub enum StackKind {
     Ops,
     /// Standard queue, event source mapping, the circuit breaker; its backend behind a gate.
     Breaker,
+    /// The same with FIFO queues.
+    BreakerFifo,
+    /// The same with the scheduled trigger (its rule disabled: the suite invokes the ticks).
+    BreakerScheduled,
 }
 
 impl StackKind {
     /// Every stack; `name` has one arm per variant, keep this beside it.
-    const ALL: [Self; 8] = [
+    const ALL: [Self; 10] = [
         Self::Standard,
         Self::Fifo,
         Self::Scheduled,
@@ -88,6 +89,8 @@ impl StackKind {
         Self::Deadline,
         Self::Ops,
         Self::Breaker,
+        Self::BreakerFifo,
+        Self::BreakerScheduled,
     ];
 
     fn name(self) -> &'static str {
@@ -100,6 +103,19 @@ impl StackKind {
             Self::Deadline => "deadline",
             Self::Ops => "ops",
             Self::Breaker => "brk",
+            Self::BreakerFifo => "brkfifo",
+            Self::BreakerScheduled => "brksched",
+        }
+    }
+
+    /// The port of the gate in front of the backend, for the breaker's stacks
+    /// (`backend_url` in their tfvars).
+    fn gate_port(self) -> Option<u16> {
+        match self {
+            Self::Breaker => Some(9921),
+            Self::BreakerFifo => Some(9922),
+            Self::BreakerScheduled => Some(9923),
+            _ => None,
         }
     }
 }
@@ -158,8 +174,8 @@ impl Stack {
 /// builds what it needs, and different stacks are applied in parallel by the suites that need them.
 pub struct World {
     pub receiver: Receiver,
-    /// The backend as the breaker stack reaches it.
-    pub breaker_gate: Gate,
+    /// The backend as the breaker's stacks reach it, each through a gate of its own.
+    gates: HashMap<StackKind, Gate>,
     pub proxy: SqsProxy,
     pub http: reqwest::Client,
     pub sqs: aws_sdk_sqs::Client,
@@ -174,9 +190,17 @@ impl World {
                 receiver::PORT
             )
         })?;
-        let breaker_gate = receiver.gate(BREAKER_GATE_PORT).await.map_err(|e| {
-            format!("cannot start the backend's gate on 127.0.0.1:{BREAKER_GATE_PORT}: {e}")
-        })?;
+        let mut gates = HashMap::new();
+        for (kind, port) in StackKind::ALL
+            .into_iter()
+            .filter_map(|k| Some((k, k.gate_port()?)))
+        {
+            let gate = receiver
+                .gate(port)
+                .await
+                .map_err(|e| format!("cannot start the backend's gate on 127.0.0.1:{port}: {e}"))?;
+            gates.insert(kind, gate);
+        }
         let proxy = SqsProxy::start().await.map_err(|e| {
             format!(
                 "cannot start the SQS proxy on 127.0.0.1:{}: {e}",
@@ -201,7 +225,7 @@ impl World {
             .collect();
         Ok(Self {
             receiver,
-            breaker_gate,
+            gates,
             proxy,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
@@ -218,6 +242,13 @@ impl World {
             .get_or_init(|| Stack::apply(kind))
             .as_ref()
             .map_err(|e| format!("stack {kind:?} could not be applied: {e}"))
+    }
+
+    /// The gate in front of the backend for one of the breaker's stacks.
+    pub fn gate(&self, kind: StackKind) -> Result<&Gate, String> {
+        self.gates
+            .get(&kind)
+            .ok_or_else(|| format!("stack {kind:?} has no gate"))
     }
 
     /// Waits until the backend has taken the order with `idempotency_key`.
@@ -308,17 +339,23 @@ impl World {
             .ok_or_else(|| format!("202 without idempotencyKey: {json}"))
     }
 
-    /// POSTs every body, `in_flight` at a time; all must be accepted. Returns their idempotency
-    /// keys, in the order of `bodies`.
+    /// POSTs every body (with its FIFO message group, if any), `in_flight` at a time; all must be
+    /// accepted. Returns their idempotency keys, in the order of `orders`.
     pub async fn accept_all(
         &self,
         stack: &Stack,
-        bodies: Vec<String>,
+        orders: Vec<(String, Option<String>)>,
         in_flight: usize,
     ) -> Result<Vec<String>, String> {
         use futures::{StreamExt, TryStreamExt, stream};
-        stream::iter(bodies)
-            .map(|body| async move { self.accepted(stack, &body, &[]).await })
+        stream::iter(orders)
+            .map(|(body, group)| async move {
+                let headers: Vec<(&str, &str)> = group
+                    .iter()
+                    .map(|g| ("X-Message-Group-Id", g.as_str()))
+                    .collect();
+                self.accepted(stack, &body, &headers).await
+            })
             .buffered(in_flight)
             .try_collect()
             .await
