@@ -34,13 +34,13 @@ locals {
       DLQ_URL            = aws_sqs_queue.dlq.url
       REQUEST_TIMEOUT_MS = tostring(var.request_timeout_ms)
       MAX_IN_FLIGHT      = tostring(var.max_in_flight)
-      BACKOFF_BASE_MS    = tostring(var.backoff_base_ms)
-      BACKOFF_CAP_MS     = tostring(var.backoff_cap_ms)
+      RETRY_SCHEDULE     = join(",", var.retry_schedule_seconds)
       FAILURE_ACTION     = var.failure_action
+      # FAILURE_ACTION=pause gives a message up on its last receive, before the redrive policy would.
+      MAX_RECEIVE_COUNT = tostring(local.max_receive_count)
     },
     var.enable_failover_queue ? { FAILOVER_QUEUE_URL = aws_sqs_queue.failover[0].url } : {},
     local.breaker_environment,
-    local.max_receive_environment,
     { for name, value in merge(local.sqs_client_environment, {
       CONNECT_TIMEOUT_MS = var.connect_timeout_ms == null ? null : tostring(var.connect_timeout_ms)
       DEADLINE_MARGIN_MS = var.deadline_margin_ms == null ? null : tostring(var.deadline_margin_ms)
@@ -125,7 +125,7 @@ resource "aws_lambda_function" "forwarder" {
   # checkov:skip=CKV_AWS_115:Reserved concurrency would throttle orders at the API; the forwarder's load is bounded by maximum_concurrency (event source mapping) or max_rps (schedule)
   # checkov:skip=CKV_AWS_173:The environment holds no secret (the signing secret comes from SSM or Secrets Manager through SIGNING_SECRET_ARN); Lambda encrypts it at rest, with kms_key_arn when one is given
   function_name = local.forwarder_function_name
-  description   = "Delivers stored orders to the backend, retrying with backoff and dead-lettering what cannot succeed"
+  description   = "Delivers stored orders to the backend, retrying on a schedule and dead-lettering what cannot succeed"
   role          = aws_iam_role.forwarder.arn
 
   filename         = var.forwarder_package
@@ -173,11 +173,6 @@ resource "aws_lambda_function" "forwarder" {
     precondition {
       condition     = var.signing_secret == null || var.signing_secret_arn == null
       error_message = "Give signing_secret or signing_secret_arn, not both."
-    }
-
-    precondition {
-      condition     = var.backoff_cap_ms >= var.backoff_base_ms
-      error_message = "backoff_cap_ms (${var.backoff_cap_ms}) must be at least backoff_base_ms (${var.backoff_base_ms})."
     }
   }
 }

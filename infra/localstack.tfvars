@@ -20,13 +20,14 @@ forwarder_timeout  = 10
 request_timeout_ms = 3000
 connect_timeout_ms = 1000
 
-# Retries: after the 1st, 2nd and 3rd failed receive the message waits at most 1 s, 2 s, 4 s
-# (plus up to 3 s per attempt for a backend that times out); the 4th receive exceeds
-# max_receive_count and SQS moves it to the DLQ. Should a ChangeMessageVisibility call fail,
-# the 60 s visibility timeout applies instead.
-backoff_base_ms   = 1000
-backoff_cap_ms    = 5000
-max_receive_count = 3
+# Retries: after the 1st failed receive the message waits at most 1 s, after the 2nd and 3rd at
+# most 2 s (the last delay repeats; plus up to 3 s per attempt for a backend that times out); the
+# 4th receive exceeds max_receive_count and SQS moves it to the DLQ. max_receive_count is
+# explicit: left null it would be 5 (the schedule's 3 receives plus the circuit breaker's outage
+# allowance of 2), and the integration suite counts on 3, the least the breaker accepts. Should a
+# ChangeMessageVisibility call fail, the 60 s visibility timeout applies instead.
+retry_schedule_seconds = [1, 2]
+max_receive_count      = 3
 
 # Circuit breaker: probe a backend that looks down every 10 s instead of every minute.
 probe_interval_seconds = 10

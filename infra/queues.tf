@@ -22,9 +22,24 @@ locals {
   # SSE-SQS unless a customer-managed KMS key is given (SQS takes one or the other).
   sse_sqs = var.kms_key_arn == null ? var.sqs_managed_sse_enabled : null
 
+  # One receive per retry of the schedule plus the first attempt, and with the circuit breaker the
+  # 2 receives an outage may cost a message (README "Backend outages"), so that an outage never
+  # cuts a message's retries short.
+  max_receive_count = coalesce(
+    var.max_receive_count,
+    length(var.retry_schedule_seconds) + 1 + (local.breaker_enabled ? 2 : 0),
+  )
+
+  # How long a message that keeps failing stays in the queue before the redrive policy moves it:
+  # the wait after each of its receives, the schedule's last delay past its end.
+  redrive_after_seconds = sum([
+    for i in range(local.max_receive_count) :
+    var.retry_schedule_seconds[min(i, length(var.retry_schedule_seconds) - 1)]
+  ])
+
   redrive_policy = jsonencode({
     deadLetterTargetArn = aws_sqs_queue.dlq.arn
-    maxReceiveCount     = var.max_receive_count
+    maxReceiveCount     = local.max_receive_count
   })
 
   # AWS: with an event source mapping the visibility timeout should be at least six times the
@@ -89,6 +104,18 @@ resource "aws_sqs_queue" "orders" {
     precondition {
       condition     = var.queue_visibility_timeout_seconds >= local.min_visibility_timeout_seconds
       error_message = "queue_visibility_timeout_seconds (${var.queue_visibility_timeout_seconds}) must be at least ${local.min_visibility_timeout_seconds}: ${var.trigger == "sqs" ? "6 x forwarder_timeout + maximum_batching_window_in_seconds" : "forwarder_timeout"}, or messages become visible again while still being delivered."
+    }
+
+    precondition {
+      # An hour on top for the attempts themselves and visibility timeouts after failed
+      # ChangeMessageVisibility calls.
+      condition     = var.message_retention_seconds > local.redrive_after_seconds + 3600
+      error_message = "message_retention_seconds (${var.message_retention_seconds}) must exceed ${local.redrive_after_seconds + 3600} s: the waits of retry_schedule_seconds over max_receive_count (${local.max_receive_count}) receives, ${local.redrive_after_seconds} s, plus an hour. Otherwise a message that keeps failing expires in the queue, lost, instead of reaching the dead-letter queue."
+    }
+
+    precondition {
+      condition     = !local.breaker_enabled || local.max_receive_count >= 3
+      error_message = "max_receive_count (${local.max_receive_count}) must be at least 3 with the circuit breaker (breaker_threshold > 0 or failure_action = \"pause\"): an outage may cost a message 2 receives, which must not use up its retries."
     }
 
     postcondition {

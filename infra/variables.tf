@@ -296,25 +296,14 @@ variable "permanent_statuses" {
   }
 }
 
-variable "backoff_base_ms" {
-  description = "`BACKOFF_BASE_MS`: ceiling of the first retry's backoff (exponential, full jitter), in ms"
-  type        = number
-  default     = 2000
+variable "retry_schedule_seconds" {
+  description = "`RETRY_SCHEDULE`: seconds to wait after each failed receive, one entry per retry (after the 1st failed receive, the 2nd, ...; past the end the last entry repeats). Each wait is drawn from [d/2, d] and never shorter than the backend's `Retry-After`. The default adds up to 85,900 s (about a day) in steps SQS accepts (at most 12 h)"
+  type        = list(number)
+  default     = [10, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 28800]
 
   validation {
-    condition     = var.backoff_base_ms >= 1 && floor(var.backoff_base_ms) == var.backoff_base_ms
-    error_message = "backoff_base_ms must be a whole number of milliseconds, at least 1."
-  }
-}
-
-variable "backoff_cap_ms" {
-  description = "`BACKOFF_CAP_MS`: longest backoff, in ms (at least backoff_base_ms; SQS caps visibility at 12 h)"
-  type        = number
-  default     = 900000
-
-  validation {
-    condition     = var.backoff_cap_ms >= 1 && var.backoff_cap_ms <= 43200000 && floor(var.backoff_cap_ms) == var.backoff_cap_ms
-    error_message = "backoff_cap_ms must be a whole number of milliseconds from 1 to 43200000 (12 h)."
+    condition     = length(var.retry_schedule_seconds) > 0 && alltrue([for d in var.retry_schedule_seconds : d >= 1 && d <= 43200 && floor(d) == d])
+    error_message = "retry_schedule_seconds must list at least one delay, each a whole number of seconds from 1 to 43200 (12 h, SQS's longest visibility timeout)."
   }
 }
 
@@ -436,12 +425,12 @@ variable "dlq_message_retention_seconds" {
 }
 
 variable "max_receive_count" {
-  description = "Redrive policy `maxReceiveCount`: receives of a message before SQS moves it to the dead-letter queue (1-1000)"
+  description = "Redrive policy `maxReceiveCount`: receives of a message before SQS moves it to the dead-letter queue (1-1000; at least 3 with the circuit breaker). `null` = one attempt per entry of retry_schedule_seconds plus the first, and with the circuit breaker the 2 receives an outage may cost a message: length(retry_schedule_seconds) + 3 (14 by default)"
   type        = number
-  default     = 5
+  default     = null
 
   validation {
-    condition     = var.max_receive_count >= 1 && var.max_receive_count <= 1000 && floor(var.max_receive_count) == var.max_receive_count
+    condition     = var.max_receive_count == null || try(var.max_receive_count >= 1 && var.max_receive_count <= 1000 && floor(var.max_receive_count) == var.max_receive_count, false)
     error_message = "max_receive_count must be a whole number from 1 to 1000."
   }
 }

@@ -297,6 +297,91 @@ run "breaker_off" {
   }
 }
 
+run "retry_schedule_by_default" {
+  command = plan
+
+  assert {
+    condition     = sum(var.retry_schedule_seconds) >= 23 * 3600 && sum(var.retry_schedule_seconds) <= 25 * 3600 && max(var.retry_schedule_seconds...) <= 43200
+    error_message = "The default retry schedule must span about a day (23-25 h) in steps of at most 12 h."
+  }
+
+  assert {
+    condition     = aws_lambda_function.forwarder.environment[0].variables["RETRY_SCHEDULE"] == "10,30,60,300,900,1800,3600,7200,14400,28800,28800"
+    error_message = "The forwarder must get the schedule as RETRY_SCHEDULE, comma-separated seconds."
+  }
+
+  assert {
+    # The redrive policy (which names the DLQ's ARN, unknown in a plan) takes the same local.
+    condition     = aws_lambda_function.forwarder.environment[0].variables["MAX_RECEIVE_COUNT"] == tostring(length(var.retry_schedule_seconds) + 3)
+    error_message = "max_receive_count must follow the schedule: one receive per retry, the first, and the circuit breaker's 2 (14)."
+  }
+}
+
+run "retry_schedule_without_breaker" {
+  command = plan
+
+  variables {
+    breaker_threshold      = 0
+    retry_schedule_seconds = [60, 600]
+  }
+
+  assert {
+    condition     = aws_lambda_function.forwarder.environment[0].variables["MAX_RECEIVE_COUNT"] == "3"
+    error_message = "Without the breaker, max_receive_count must be one receive per retry plus the first."
+  }
+}
+
+run "retry_schedule_longer_than_retention" {
+  command = plan
+
+  # 8 x 12 h of waits against the default 4 days of retention: messages would expire unseen.
+  variables {
+    retry_schedule_seconds = [43200, 43200, 43200, 43200, 43200, 43200, 43200, 43200]
+  }
+
+  expect_failures = [aws_sqs_queue.orders]
+}
+
+run "retention_shorter_than_the_default_schedule" {
+  command = plan
+
+  variables {
+    message_retention_seconds = 86400
+  }
+
+  expect_failures = [aws_sqs_queue.orders]
+}
+
+run "retry_step_over_twelve_hours" {
+  command = plan
+
+  variables {
+    retry_schedule_seconds = [10, 43201]
+  }
+
+  expect_failures = [var.retry_schedule_seconds]
+}
+
+run "retry_schedule_empty" {
+  command = plan
+
+  variables {
+    retry_schedule_seconds = []
+  }
+
+  expect_failures = [var.retry_schedule_seconds]
+}
+
+run "max_receive_count_too_low_for_the_breaker" {
+  command = plan
+
+  variables {
+    max_receive_count = 2
+  }
+
+  expect_failures = [aws_sqs_queue.orders]
+}
+
 run "probe_interval_too_long" {
   command = plan
 
@@ -317,8 +402,12 @@ run "localstack_values" {
     request_timeout_ms               = 3000
     queue_visibility_timeout_seconds = 60
     max_receive_count                = 3
-    backoff_base_ms                  = 1000
-    backoff_cap_ms                   = 5000
+    retry_schedule_seconds           = [1, 2]
+  }
+
+  assert {
+    condition     = aws_lambda_function.forwarder.environment[0].variables["MAX_RECEIVE_COUNT"] == "3" && aws_lambda_function.forwarder.environment[0].variables["RETRY_SCHEDULE"] == "1,2"
+    error_message = "The local stack must keep its 3 receives (the integration suite counts on them) and its 1 s, 2 s retries."
   }
 }
 

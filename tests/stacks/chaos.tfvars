@@ -1,5 +1,6 @@
 # Integration suite, fault injection: standard queue, event source mapping, DLQ; the suite's
-# misbehaving backend on 9911. Five receives before the redrive, as in production.
+# misbehaving backend on 9911. Five receives before the redrive, as AWS advises for event source
+# mappings (production derives 14 from its retry schedule).
 backend_url       = "http://127.0.0.1:9911/sales/save-order"
 max_receive_count = 5
 # The mix fails 40 % of attempts at random: a flaky backend, not a down one, which per-message

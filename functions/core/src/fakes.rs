@@ -11,7 +11,7 @@ use crate::breaker::{DeliveryState, Switch, SwitchError};
 use crate::envelope::Envelope;
 use crate::order::{Order, Storage, StorageError};
 use crate::poll::Source;
-use crate::retry::{Attempt, Backoff, StatusPolicy};
+use crate::retry::{Attempt, RetrySchedule, StatusPolicy};
 
 /// A message with a JSON body and a full envelope, for tests.
 pub fn message(id: &str, group: Option<&str>) -> Message {
@@ -35,7 +35,7 @@ pub fn message(id: &str, group: Option<&str>) -> Message {
 pub fn policy() -> Policy {
     Policy {
         statuses: StatusPolicy::default(),
-        backoff: Backoff::default(),
+        retry_schedule: RetrySchedule::default(),
         max_in_flight: 10,
         after_permanent: AfterPermanent::DeadLetter,
         ordered: false,

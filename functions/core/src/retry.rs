@@ -1,6 +1,6 @@
 //! What a delivery attempt means and when to try again.
 //!
-//! The retry schedule is data ([`Backoff`], [`StatusPolicy`]) and the maths are small pure
+//! The retry schedule is data ([`RetrySchedule`], [`StatusPolicy`]) and the maths are small pure
 //! functions, so the forwarder only has to turn a [`Verdict`] into SQS calls.
 
 use std::fmt;
@@ -160,41 +160,75 @@ fn retry_without_status(reason: &str) -> Verdict {
     }
 }
 
-/// Exponential backoff with full jitter, in the message's receive count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    /// The ceiling of the first retry's delay.
-    pub base: Duration,
-    /// No delay is longer than this (nor than [`MAX_VISIBILITY`]).
-    pub cap: Duration,
-}
+/// When to try again, as data: one delay per retry. The `n`-th delay is the wait after the
+/// `n`-th failed receive; past the end of the list the last one repeats, until the queue's
+/// redrive policy takes the message. Like the retries of EventBridge API destinations, the
+/// default spans about a day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrySchedule(Vec<Duration>);
 
-impl Default for Backoff {
+impl Default for RetrySchedule {
+    /// 10 s, 30 s, 1 min, 5 min, 15 min, 30 min, 1 h, 2 h, 4 h, 8 h, 8 h: 85,900 s (≈ 23.9 h) in
+    /// all, each step within SQS's 12 h visibility limit.
     fn default() -> Self {
-        Self {
-            base: Duration::from_secs(2),
-            cap: Duration::from_secs(15 * 60),
-        }
+        Self(
+            [
+                10, 30, 60, 300, 900, 1800, 3600, 7200, 14_400, 28_800, 28_800,
+            ]
+            .map(Duration::from_secs)
+            .to_vec(),
+        )
     }
 }
 
-impl Backoff {
-    /// The ceiling for the retry after the `receive_count`-th receive: `base * 2^(n-1)`, capped.
-    pub fn ceiling(&self, receive_count: u32) -> Duration {
-        let exponent = receive_count.saturating_sub(1).min(31);
-        self.base
-            .saturating_mul(1u32 << exponent)
-            .min(self.cap)
-            .min(MAX_VISIBILITY)
+impl RetrySchedule {
+    /// The nominal wait after the `receive_count`-th receive (the last entry past the end).
+    fn step(&self, receive_count: u32) -> Duration {
+        let index = usize::try_from(receive_count.saturating_sub(1)).unwrap_or(usize::MAX);
+        self.0
+            .get(index)
+            .or(self.0.last())
+            .copied()
+            .unwrap_or_default()
     }
 
-    /// The delay before the next attempt: a uniform draw `unit` ∈ [0, 1] of the ceiling ("full
-    /// jitter"), but never shorter than what the backend asked for with `Retry-After`.
+    /// The delay before the next attempt: the step drawn from [step/2, step] by `unit` ∈ [0, 1]
+    /// ("equal jitter"), but never shorter than what the backend asked for with `Retry-After`.
+    ///
+    /// Not full jitter ([0, step]): on an 8 h step that could come back after seconds, so a
+    /// message would use up its receives and be dead-lettered long before the day the schedule
+    /// promises. Half a step still spreads a batch that failed together over a wide window.
     pub fn delay(&self, receive_count: u32, unit: f64, not_before: Option<Duration>) -> Duration {
-        let jittered = self.ceiling(receive_count).mul_f64(unit.clamp(0.0, 1.0));
+        let jittered = self
+            .step(receive_count)
+            .mul_f64(0.5 + unit.clamp(0.0, 1.0) / 2.0);
         jittered
             .max(not_before.unwrap_or_default())
             .min(MAX_VISIBILITY)
+    }
+}
+
+impl FromStr for RetrySchedule {
+    type Err = String;
+
+    /// Comma-separated whole seconds, e.g. `10,60,300`: at least one, each 1 to 43200 (12 h,
+    /// the longest visibility timeout SQS accepts).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let max = MAX_VISIBILITY.as_secs();
+        let delays = s
+            .split(',')
+            .filter(|part| !part.trim().is_empty())
+            .map(|part| match part.trim().parse::<u64>() {
+                Ok(secs) if (1..=max).contains(&secs) => Ok(Duration::from_secs(secs)),
+                _ => Err(format!(
+                    "{part:?} is not a delay in whole seconds from 1 to {max}"
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if delays.is_empty() {
+            return Err("expected at least one delay in seconds, e.g. 10,60,300".into());
+        }
+        Ok(Self(delays))
     }
 }
 
@@ -292,45 +326,70 @@ mod tests {
         assert!(!"".parse::<StatusSet>().unwrap().contains(500));
     }
 
-    #[test]
-    fn backoff_grows_exponentially_and_is_capped() {
-        let b = Backoff {
-            base: Duration::from_secs(2),
-            cap: Duration::from_secs(60),
-        };
-        let ceilings: Vec<u64> = (1..=7).map(|n| b.ceiling(n).as_secs()).collect();
-        assert_eq!(ceilings, [2, 4, 8, 16, 32, 60, 60]);
-        assert_eq!(b.ceiling(0), Duration::from_secs(2));
-        assert_eq!(b.ceiling(u32::MAX), Duration::from_secs(60));
-        let huge = Backoff {
-            base: Duration::from_secs(3600),
-            cap: Duration::from_secs(100 * 3600),
-        };
-        assert_eq!(huge.ceiling(40), MAX_VISIBILITY);
+    fn schedule(secs: &str) -> RetrySchedule {
+        secs.parse().unwrap()
     }
 
     #[test]
-    fn full_jitter_spans_zero_to_the_ceiling() {
-        let b = Backoff::default();
-        assert_eq!(b.delay(3, 0.0, None), Duration::ZERO);
-        assert_eq!(b.delay(3, 1.0, None), Duration::from_secs(8));
-        assert_eq!(b.delay(3, 0.5, None), Duration::from_secs(4));
+    fn the_default_schedule_spans_about_a_day_in_steps_sqs_accepts() {
+        let steps = RetrySchedule::default().0;
+        let sum: Duration = steps.iter().sum();
+        println!(
+            "default retry schedule: {} retries, {} s = {:.1} h",
+            steps.len(),
+            sum.as_secs(),
+            sum.as_secs_f64() / 3600.0
+        );
+        let hours = 60 * 60;
+        assert!(
+            (23 * hours..=25 * hours).contains(&sum.as_secs()),
+            "about a day: {sum:?}"
+        );
+        assert!(steps.iter().all(|&d| d <= MAX_VISIBILITY), "{steps:?}");
+    }
+
+    #[test]
+    fn each_receive_waits_its_step_and_past_the_end_the_last() {
+        let s = schedule("10,60,300");
+        let steps: Vec<u64> = (0..=5).map(|n| s.step(n).as_secs()).collect();
+        assert_eq!(steps, [10, 10, 60, 300, 300, 300]);
+        assert_eq!(s.step(u32::MAX), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn equal_jitter_keeps_at_least_half_of_each_step() {
+        let s = RetrySchedule::default();
+        let eight_hours = Duration::from_secs(8 * 60 * 60);
+        assert_eq!(s.delay(10, 0.0, None), eight_hours / 2);
+        assert_eq!(s.delay(10, 1.0, None), eight_hours);
+        assert_eq!(s.delay(1, 0.5, None), Duration::from_millis(7500));
         assert_eq!(
-            b.delay(3, 7.0, None),
-            Duration::from_secs(8),
+            s.delay(1, 7.0, None),
+            Duration::from_secs(10),
             "unit is clamped"
         );
+        assert_eq!(s.delay(1, -1.0, None), Duration::from_secs(5));
     }
 
     #[test]
     fn retry_after_is_a_floor_but_visibility_stays_within_the_sqs_limit() {
-        let b = Backoff::default();
+        let s = RetrySchedule::default();
         let floor = Some(Duration::from_secs(30));
-        assert_eq!(b.delay(1, 1.0, floor), Duration::from_secs(30));
+        assert_eq!(s.delay(1, 1.0, floor), Duration::from_secs(30));
+        assert_eq!(s.delay(4, 1.0, floor), Duration::from_secs(300));
         assert_eq!(
-            b.delay(1, 0.0, Some(Duration::from_secs(1 << 20))),
+            s.delay(1, 0.0, Some(Duration::from_secs(1 << 20))),
             MAX_VISIBILITY
         );
+    }
+
+    #[test]
+    fn schedules_parse_as_comma_separated_seconds() {
+        assert_eq!(schedule(" 1, 2 ,43200,"), schedule("1,2,43200"));
+        assert_eq!(schedule("1,2,43200").0.len(), 3);
+        for bad in ["", " , ", "0", "43201", "1,x", "-5", "1.5", "10s"] {
+            assert!(bad.parse::<RetrySchedule>().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

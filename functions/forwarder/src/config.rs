@@ -6,7 +6,7 @@ use reqwest::{Method, Url};
 use storeforward_core::batch::{AfterPermanent, Policy};
 use storeforward_core::config::{ConfigError, Env};
 use storeforward_core::poll::Limits;
-use storeforward_core::retry::{Backoff, StatusPolicy};
+use storeforward_core::retry::{RetrySchedule, StatusPolicy};
 use storeforward_sqs::ClientSettings;
 
 use crate::backend::{BackendSettings, Signer};
@@ -24,8 +24,8 @@ pub struct Config {
     pub dlq_url: Option<String>,
     /// `RETRYABLE_STATUSES`, `PERMANENT_STATUSES`.
     pub statuses: StatusPolicy,
-    /// `BACKOFF_BASE_MS`, `BACKOFF_CAP_MS`.
-    pub backoff: Backoff,
+    /// `RETRY_SCHEDULE`: seconds to wait after each failed receive.
+    pub retry_schedule: RetrySchedule,
     /// `MAX_IN_FLIGHT`.
     pub max_in_flight: usize,
     /// `FAILURE_ACTION`: `dead-letter` (default), `drop` or `pause`.
@@ -114,17 +114,6 @@ impl Config {
                 "set SIGNING_SECRET or SIGNING_SECRET_ARN, not both",
             ));
         }
-        let backoff = Backoff {
-            base: env.millis("BACKOFF_BASE_MS", Backoff::default().base)?,
-            cap: env.millis("BACKOFF_CAP_MS", Backoff::default().cap)?,
-        };
-        if backoff.base.is_zero() || backoff.cap < backoff.base {
-            return Err(ConfigError::invalid(
-                "BACKOFF_CAP_MS",
-                &backoff.cap.as_millis().to_string(),
-                "BACKOFF_BASE_MS must be > 0 and BACKOFF_CAP_MS ≥ BACKOFF_BASE_MS",
-            ));
-        }
         let failure_action = env.parsed_with("FAILURE_ACTION", FailureAction::DeadLetter, |a| {
             match a.trim() {
                 "dead-letter" => Ok(FailureAction::DeadLetter),
@@ -174,7 +163,7 @@ impl Config {
                 retryable: env.parsed("RETRYABLE_STATUSES", defaults.retryable)?,
                 permanent: env.parsed("PERMANENT_STATUSES", defaults.permanent)?,
             },
-            backoff,
+            retry_schedule: env.parsed("RETRY_SCHEDULE", RetrySchedule::default())?,
             max_in_flight: env.bounded("MAX_IN_FLIGHT", 10, 1..=1000)?,
             failure_action,
             max_receive_count,
@@ -211,7 +200,7 @@ impl Config {
     pub fn policy(&self) -> Policy {
         Policy {
             statuses: self.statuses.clone(),
-            backoff: self.backoff,
+            retry_schedule: self.retry_schedule.clone(),
             max_in_flight: self.max_in_flight,
             after_permanent: match (self.failure_action, &self.dlq_url) {
                 (FailureAction::Drop, _) => AfterPermanent::Drop,
@@ -285,6 +274,7 @@ mod tests {
         assert!(!p.ordered);
         assert_eq!(p.attempt_budget, Duration::from_secs(11));
         assert_eq!(p.statuses, StatusPolicy::default());
+        assert_eq!(p.retry_schedule, RetrySchedule::default());
         assert_eq!(c.breaker.threshold, 10);
         assert_eq!(c.breaker.probe_interval, Duration::from_secs(60));
         assert_eq!(c.breaker.queues(), None, "no probe queue, no breaker");
@@ -323,6 +313,12 @@ mod tests {
     }
 
     #[test]
+    fn the_retry_schedule_is_read_in_seconds() {
+        let c = config(&[("RETRY_SCHEDULE", "1, 2")]).unwrap();
+        assert_eq!(c.policy().retry_schedule, "1,2".parse().unwrap());
+    }
+
+    #[test]
     fn failure_action_shapes_the_policy() {
         let c = config(&[("DLQ_URL", "http://q/dlq")]).unwrap();
         assert_eq!(c.policy().after_permanent, AfterPermanent::DeadLetter);
@@ -340,6 +336,9 @@ mod tests {
             ("BACKEND_METHOD", "GET"),
             ("REQUEST_TIMEOUT_MS", "0"),
             ("MAX_IN_FLIGHT", "0"),
+            ("RETRY_SCHEDULE", "10,0"),
+            ("RETRY_SCHEDULE", "43201"),
+            ("RETRY_SCHEDULE", ","),
             ("RETRYABLE_STATUSES", "5xx"),
             ("FAILURE_ACTION", "deactivate"),
             ("POLL_WAIT_SECONDS", "21"),
@@ -352,8 +351,6 @@ mod tests {
             let err = config(&[(name, value)]).unwrap_err();
             assert!(err.to_string().contains(name), "{name}={value}: {err}");
         }
-        let err = config(&[("BACKOFF_BASE_MS", "5000"), ("BACKOFF_CAP_MS", "1000")]).unwrap_err();
-        assert!(err.to_string().contains("BACKOFF"), "{err}");
     }
 
     #[test]

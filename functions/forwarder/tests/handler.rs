@@ -127,7 +127,7 @@ async fn only_failed_messages_are_reported_and_each_is_settled() {
         response,
         json!({"batchItemFailures": [{"itemIdentifier": "m2"}]})
     );
-    assert_eq!(visibility.num_calls(), 1, "m2 gets its backoff");
+    assert_eq!(visibility.num_calls(), 1, "m2 gets its retry delay");
     assert_eq!(dlq.num_calls(), 1, "m3 is dead-lettered at once");
     assert_eq!(fw.backend.calls().len(), 3);
 }
