@@ -1,5 +1,5 @@
 ################################################################################
-# Alarms: dead letters, a backlog that ages, forwarder errors and throttles
+# Alarms: dead letters, a backlog that ages, delivery paused, forwarder errors and throttles
 ################################################################################
 
 locals {
@@ -22,7 +22,20 @@ locals {
     }
   }
 
-  alarms = var.alarms_enabled ? merge(local.queue_age_alarms, {
+  # Each probe (and each scheduled tick) that finds delivery paused reports DeliveryPaused = 1.
+  paused_alarms = local.breaker_enabled ? {
+    delivery-paused = {
+      namespace   = "storeforward"
+      metric      = "DeliveryPaused"
+      dimensions  = { FunctionName = aws_lambda_function.forwarder.function_name }
+      statistic   = "Maximum"
+      threshold   = 0
+      periods     = max(1, ceil(var.alarm_paused_seconds / var.alarm_period_seconds))
+      description = "Delivery has been paused for ${var.alarm_paused_seconds} s: the circuit breaker is open (the backend keeps failing its probes) or an operator paused it. `sfctl status` says which and since when."
+    }
+  } : {}
+
+  alarms = var.alarms_enabled ? merge(local.queue_age_alarms, local.paused_alarms, {
     dlq-not-empty = {
       namespace   = "AWS/SQS"
       metric      = "ApproximateNumberOfMessagesVisible"

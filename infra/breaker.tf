@@ -14,8 +14,6 @@ locals {
     PROBE_QUEUE_URL        = aws_sqs_queue.probe[0].url
     STATE_PARAMETER        = aws_ssm_parameter.delivery_state[0].name
   } : { BREAKER_THRESHOLD = "0" }
-  # FAILURE_ACTION=pause gives a message up on its last receive, before the redrive policy would.
-  max_receive_environment = { MAX_RECEIVE_COUNT = tostring(var.max_receive_count) }
 }
 
 # Where the message whose failure opened the circuit waits, as the probe's ticket, for one probe
@@ -70,23 +68,29 @@ data "aws_iam_policy_document" "breaker" {
     resources = [aws_ssm_parameter.delivery_state[0].arn]
   }
 
-  # ListEventSourceMappings takes no resource; UpdateEventSourceMapping is held to this function's
-  # mappings by the function ARN condition.
-  statement {
-    sid       = "FindMappings"
-    actions   = ["lambda:ListEventSourceMappings"]
-    resources = ["*"]
+  # With the SQS trigger: ListEventSourceMappings takes no resource; UpdateEventSourceMapping is
+  # held to this function's mappings by the function ARN condition.
+  dynamic "statement" {
+    for_each = var.trigger == "sqs" ? [1] : []
+    content {
+      sid       = "FindMappings"
+      actions   = ["lambda:ListEventSourceMappings"]
+      resources = ["*"]
+    }
   }
 
-  statement {
-    sid       = "SwitchMappings"
-    actions   = ["lambda:UpdateEventSourceMapping"]
-    resources = ["arn:${data.aws_partition.current.partition}:lambda:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:event-source-mapping:*"]
+  dynamic "statement" {
+    for_each = var.trigger == "sqs" ? [1] : []
+    content {
+      sid       = "SwitchMappings"
+      actions   = ["lambda:UpdateEventSourceMapping"]
+      resources = ["arn:${data.aws_partition.current.partition}:lambda:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:event-source-mapping:*"]
 
-    condition {
-      test     = "ArnLike"
-      variable = "lambda:FunctionArn"
-      values   = ["arn:${data.aws_partition.current.partition}:lambda:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:function:${local.forwarder_function_name}*"]
+      condition {
+        test     = "ArnLike"
+        variable = "lambda:FunctionArn"
+        values   = ["arn:${data.aws_partition.current.partition}:lambda:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:function:${local.forwarder_function_name}*"]
+      }
     }
   }
 }

@@ -50,6 +50,7 @@ locals {
       POLL_MAX_MESSAGES  = var.poll_max_messages == null ? null : tostring(var.poll_max_messages)
       MAX_RPS            = var.max_rps == null ? null : tostring(var.max_rps)
       SIGNING_SECRET_ARN = var.signing_secret_arn
+      HEALTH_URL         = var.health_url
     }) : name => value if value != null },
     # Kept apart so that only this value, not the whole environment, is sensitive in plans.
     nonsensitive(var.signing_secret != null) ? { SIGNING_SECRET = var.signing_secret } : {},

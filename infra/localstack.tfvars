@@ -20,9 +20,9 @@ forwarder_timeout  = 10
 request_timeout_ms = 3000
 connect_timeout_ms = 1000
 
-# Retries: after the 1st failed receive the message waits at most 1 s, after the 2nd and 3rd at
-# most 2 s (the last delay repeats; plus up to 3 s per attempt for a backend that times out); the
-# 4th receive exceeds max_receive_count and SQS moves it to the DLQ. max_receive_count is
+# Retries: after the 1st failed receive the message waits at most 1 s, after the 2nd 2 s, after
+# the 3rd 1 s again (past the schedule the first delay repeats; plus up to 3 s per attempt for a
+# backend that times out); the 4th receive exceeds max_receive_count and SQS moves it to the DLQ. max_receive_count is
 # explicit: left null it would be 5 (the schedule's 3 receives plus the circuit breaker's outage
 # allowance of 2), and the integration suite counts on 3, the least the breaker accepts. Should a
 # ChangeMessageVisibility call fail, the 60 s visibility timeout applies instead.

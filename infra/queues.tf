@@ -31,10 +31,10 @@ locals {
   )
 
   # How long a message that keeps failing stays in the queue before the redrive policy moves it:
-  # the wait after each of its receives, the schedule's last delay past its end.
+  # the wait after each of its receives, the schedule's first delay past its end.
   redrive_after_seconds = sum([
     for i in range(local.max_receive_count) :
-    var.retry_schedule_seconds[min(i, length(var.retry_schedule_seconds) - 1)]
+    var.retry_schedule_seconds[i < length(var.retry_schedule_seconds) ? i : 0]
   ])
 
   redrive_policy = jsonencode({

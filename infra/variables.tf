@@ -219,6 +219,17 @@ variable "backend_url" {
   }
 }
 
+variable "health_url" {
+  description = "`HEALTH_URL`: an http(s) URL the circuit breaker's probe `GET`s before it tries a parked order; the order is tried only after a 2xx. `null` = the probe tries the order itself"
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.health_url == null || can(regex("^https?://", var.health_url))
+    error_message = "health_url must be an http:// or https:// URL."
+  }
+}
+
 variable "backend_method" {
   description = "`BACKEND_METHOD`: HTTP method of each delivery"
   type        = string
@@ -297,7 +308,7 @@ variable "permanent_statuses" {
 }
 
 variable "retry_schedule_seconds" {
-  description = "`RETRY_SCHEDULE`: seconds to wait after each failed receive, one entry per retry (after the 1st failed receive, the 2nd, ...; past the end the last entry repeats). Each wait is drawn from [d/2, d] and never shorter than the backend's `Retry-After`. The default adds up to 85,900 s (about a day) in steps SQS accepts (at most 12 h)"
+  description = "`RETRY_SCHEDULE`: seconds to wait after each failed receive, one entry per retry (after the 1st failed receive, the 2nd, ...; past the end the first entry repeats, so that the outage allowance of max_receive_count passes quickly). Each wait is drawn from [d/2, d] and never shorter than the backend's `Retry-After`. The default adds up to 85,900 s (about a day) in steps SQS accepts (at most 12 h)"
   type        = list(number)
   default     = [10, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 28800]
 
@@ -675,6 +686,17 @@ variable "alarm_oldest_message_age_seconds" {
   validation {
     condition     = var.alarm_oldest_message_age_seconds > 0
     error_message = "alarm_oldest_message_age_seconds must be positive."
+  }
+}
+
+variable "alarm_paused_seconds" {
+  description = "Alarm when delivery has been paused this long, in seconds: the circuit breaker open (every probe failed), or an operator's pause that probes keep finding"
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = var.alarm_paused_seconds > 0
+    error_message = "alarm_paused_seconds must be positive."
   }
 }
 

@@ -54,6 +54,7 @@ fn forwarder(url: &str, max_in_flight: usize) -> Forwarder<HttpBackend> {
         request_timeout: Duration::from_secs(10),
         connect_timeout: Duration::from_secs(3),
         signer: None,
+        health_url: None,
     })
     .unwrap();
     Forwarder {

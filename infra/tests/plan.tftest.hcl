@@ -91,8 +91,8 @@ run "alarms_by_default" {
   command = plan
 
   assert {
-    condition     = toset(keys(aws_cloudwatch_metric_alarm.this)) == toset(["dlq-not-empty", "orders-oldest-message", "forwarder-errors", "forwarder-throttles"])
-    error_message = "The default stack must alarm on dead letters, the age of the oldest order, forwarder errors and throttles."
+    condition     = toset(keys(aws_cloudwatch_metric_alarm.this)) == toset(["dlq-not-empty", "orders-oldest-message", "delivery-paused", "forwarder-errors", "forwarder-throttles"])
+    error_message = "The default stack must alarm on dead letters, the age of the oldest order, delivery paused, forwarder errors and throttles."
   }
 
   assert {
@@ -279,6 +279,33 @@ run "breaker_by_default" {
   }
 }
 
+run "paused_alarm" {
+  command = plan
+
+  variables {
+    alarm_period_seconds = 60
+    alarm_paused_seconds = 600
+  }
+
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.this["delivery-paused"].namespace == "storeforward" && aws_cloudwatch_metric_alarm.this["delivery-paused"].metric_name == "DeliveryPaused" && aws_cloudwatch_metric_alarm.this["delivery-paused"].evaluation_periods == 10
+    error_message = "The paused alarm must fire after alarm_paused_seconds of DeliveryPaused (600 s / 60 s = 10 periods)."
+  }
+}
+
+run "health_url" {
+  command = plan
+
+  variables {
+    health_url = "https://backend.example.com/health"
+  }
+
+  assert {
+    condition     = aws_lambda_function.forwarder.environment[0].variables["HEALTH_URL"] == "https://backend.example.com/health"
+    error_message = "The forwarder must get HEALTH_URL for its probes."
+  }
+}
+
 run "breaker_off" {
   command = plan
 
@@ -287,8 +314,8 @@ run "breaker_off" {
   }
 
   assert {
-    condition     = length(aws_sqs_queue.probe) == 0 && length(aws_ssm_parameter.delivery_state) == 0 && length(aws_iam_role_policy.breaker) == 0 && toset(keys(aws_lambda_event_source_mapping.this)) == toset(["orders"])
-    error_message = "breaker_threshold = 0 must create no probe queue, state parameter, permissions or probe mapping."
+    condition     = length(aws_sqs_queue.probe) == 0 && length(aws_ssm_parameter.delivery_state) == 0 && length(aws_iam_role_policy.breaker) == 0 && toset(keys(aws_lambda_event_source_mapping.this)) == toset(["orders"]) && !contains(keys(aws_cloudwatch_metric_alarm.this), "delivery-paused")
+    error_message = "breaker_threshold = 0 must create no probe queue, state parameter, permissions, probe mapping or paused alarm."
   }
 
   assert {

@@ -33,6 +33,12 @@ pub struct Message {
 /// Delivers a message to the backend, once.
 pub trait Backend: Sync {
     fn deliver(&self, message: &Message) -> impl Future<Output = Attempt> + Send;
+
+    /// The backend's health check (`HEALTH_URL`), which a probe runs before it tries a ticket;
+    /// `None` when there is none.
+    fn health(&self) -> impl Future<Output = Option<Attempt>> + Send {
+        std::future::ready(None)
+    }
 }
 
 /// What the forwarder may do to the queue a message came from.

@@ -244,6 +244,7 @@ pub enum ProbeResult {
 }
 
 const PAUSED: &str = "delivery is paused by an operator";
+const UNHEALTHY: &str = "the backend's health check failed";
 const STILL_OPEN: &str = "closing the circuit failed; the ticket stays for the next probe";
 
 /// Tries the tickets parked in the probe queue, in order, unless an operator paused delivery.
@@ -263,29 +264,26 @@ pub async fn probe<B: Backend, Q: Settle, S: Switch>(
 ) -> (Vec<Outcome>, ProbeResult) {
     let state = switch.read().await;
     if let Ok(DeliveryState::Paused { .. }) = &state {
-        let mut outcomes = Vec::with_capacity(tickets.len());
-        for ticket in tickets {
-            if let Err(e) = queue.retry_later(ticket, interval).await {
-                warn!(error = %e, "could not hold the ticket; the queue's visibility timeout applies");
-            }
-            outcomes.push(Outcome::Held { reason: PAUSED });
-        }
-        return (outcomes, ProbeResult::Paused);
+        let held = hold(tickets, queue, interval, PAUSED).await;
+        return (held, ProbeResult::Paused);
     }
     if tickets.is_empty() {
         return (Vec::new(), ProbeResult::Skipped);
     }
-    let mut outcomes = process(
-        tickets,
-        backend,
-        &Every(queue, interval),
-        policy,
-        deadline,
-        None,
-        None,
-    )
-    .await;
-    if let Some(reason) = outcomes.iter().find_map(failure_reason) {
+    let unhealthy = match backend.health().await.map(|a| policy.statuses.classify(&a)) {
+        Some(Verdict::Retry { reason, .. } | Verdict::Permanent { reason, .. }) => {
+            Some(format!("health check: {reason}"))
+        }
+        Some(Verdict::Delivered) | None => None,
+    };
+    let mut outcomes = match unhealthy {
+        Some(_) => hold(tickets, queue, interval, UNHEALTHY).await,
+        None => {
+            let every = Every(queue, interval);
+            process(tickets, backend, &every, policy, deadline, None, None).await
+        }
+    };
+    if let Some(reason) = unhealthy.or_else(|| outcomes.iter().find_map(failure_reason)) {
         warn!(%reason, "probe failed; the circuit stays open");
         if let Ok(DeliveryState::Open {
             since_ms,
@@ -328,6 +326,23 @@ pub async fn probe<B: Backend, Q: Settle, S: Switch>(
     }
 }
 
+/// Sends every ticket back untried for the next probe.
+async fn hold<Q: Settle>(
+    tickets: &[Message],
+    queue: &Q,
+    interval: Duration,
+    reason: &'static str,
+) -> Vec<Outcome> {
+    let mut outcomes = Vec::with_capacity(tickets.len());
+    for ticket in tickets {
+        if let Err(e) = queue.retry_later(ticket, interval).await {
+            warn!(error = %e, "could not hold the ticket; the queue's visibility timeout applies");
+        }
+        outcomes.push(Outcome::Held { reason });
+    }
+    outcomes
+}
+
 fn failure_reason(outcome: &Outcome) -> Option<String> {
     match outcome {
         Outcome::Retrying { reason, .. } | Outcome::Failed { reason } => Some(reason.clone()),
@@ -357,20 +372,32 @@ impl<Q: Settle> Settle for Every<'_, Q> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fakes::{FakeQueue, FakeSwitch, ScriptedBackend, message, policy};
+    use crate::fakes::{
+        FakeQueue, FakeSwitch, ScriptedBackend, answer as status, far, message, policy,
+    };
     use crate::retry::Attempt;
 
     const HOLD: Duration = Duration::from_secs(30);
 
-    fn status(status: u16) -> Attempt {
-        Attempt::Response {
-            status,
-            retry_after: None,
-        }
-    }
-
-    fn far() -> Instant {
-        Instant::now() + Duration::from_secs(900)
+    /// A probe with the default policy and [`HOLD`] as its interval, at `now_ms`.
+    async fn probe_at(
+        tickets: &[Message],
+        backend: &ScriptedBackend,
+        queue: &FakeQueue,
+        switch: &FakeSwitch,
+        now_ms: u64,
+    ) -> (Vec<Outcome>, ProbeResult) {
+        probe(
+            tickets,
+            backend,
+            queue,
+            switch,
+            &policy(),
+            far(),
+            HOLD,
+            now_ms,
+        )
+        .await
     }
 
     fn batch(n: usize) -> Vec<Message> {
@@ -556,17 +583,7 @@ mod tests {
         let backend = ScriptedBackend::answering(status(503));
         let queue = FakeQueue::default();
         let tickets = batch(1);
-        let (out, result) = probe(
-            &tickets,
-            &backend,
-            &queue,
-            &switch,
-            &policy(),
-            far(),
-            HOLD,
-            40_000,
-        )
-        .await;
+        let (out, result) = probe_at(&tickets, &backend, &queue, &switch, 40_000).await;
         assert!(matches!(result, ProbeResult::Failed { .. }));
         assert!(!out[0].is_handled());
         assert_eq!(
@@ -587,21 +604,37 @@ mod tests {
         open_circuit(&switch, "503", 1_000, HOLD).await.unwrap();
         let backend = ScriptedBackend::answering(status(200));
         let queue = FakeQueue::default();
-        let (out, result) = probe(
-            &batch(2),
-            &backend,
-            &queue,
-            &switch,
-            &policy(),
-            far(),
-            HOLD,
-            40_000,
-        )
-        .await;
+        let (out, result) = probe_at(&batch(2), &backend, &queue, &switch, 40_000).await;
         assert_eq!(result, ProbeResult::Closed);
         assert!(out.iter().all(|o| *o == Outcome::Delivered));
         assert!(switch.consuming());
         assert_eq!(switch.state(), DeliveryState::Delivering);
+    }
+
+    #[tokio::test]
+    async fn with_a_health_check_the_tickets_wait_until_it_passes() {
+        let switch = FakeSwitch::default();
+        open_circuit(&switch, "503", 1_000, HOLD).await.unwrap();
+        let backend =
+            ScriptedBackend::answering(status(200)).with_health([status(503), status(204)]);
+        let queue = FakeQueue::default();
+        let tickets = batch(1);
+        let (out, result) = probe_at(&tickets, &backend, &queue, &switch, 40_000).await;
+        assert!(
+            matches!(result, ProbeResult::Failed { ref reason } if reason == "health check: backend answered 503")
+        );
+        assert!(matches!(out[0], Outcome::Held { .. }));
+        assert!(
+            backend.calls().is_empty(),
+            "no ticket tried while unhealthy"
+        );
+        assert!(
+            matches!(switch.state(), DeliveryState::Open { last_probe: Some(ref r), .. } if r.starts_with("health check"))
+        );
+
+        let (out, result) = probe_at(&tickets, &backend, &queue, &switch, 50_000).await;
+        assert_eq!(result, ProbeResult::Closed);
+        assert_eq!(out[0], Outcome::Delivered);
     }
 
     #[tokio::test]
@@ -614,17 +647,7 @@ mod tests {
         switch.consume(false).await.unwrap();
         let backend = ScriptedBackend::answering(status(200));
         let queue = FakeQueue::default();
-        let (out, result) = probe(
-            &batch(1),
-            &backend,
-            &queue,
-            &switch,
-            &policy(),
-            far(),
-            HOLD,
-            40_000,
-        )
-        .await;
+        let (out, result) = probe_at(&batch(1), &backend, &queue, &switch, 40_000).await;
         assert_eq!(result, ProbeResult::Paused);
         assert!(
             backend.calls().is_empty(),
@@ -649,17 +672,7 @@ mod tests {
         let switch = switch.failing_consume();
         let backend = ScriptedBackend::answering(status(200));
         let queue = FakeQueue::default();
-        let (out, result) = probe(
-            &batch(2),
-            &backend,
-            &queue,
-            &switch,
-            &policy(),
-            far(),
-            HOLD,
-            40_000,
-        )
-        .await;
+        let (out, result) = probe_at(&batch(2), &backend, &queue, &switch, 40_000).await;
         assert!(matches!(result, ProbeResult::Failed { .. }));
         assert_eq!(out[0], Outcome::Delivered);
         assert!(!out[1].is_handled());

@@ -31,6 +31,19 @@ pub fn message(id: &str, group: Option<&str>) -> Message {
     }
 }
 
+/// The backend's answer with `status` and no `Retry-After`.
+pub fn answer(status: u16) -> Attempt {
+    Attempt::Response {
+        status,
+        retry_after: None,
+    }
+}
+
+/// A deadline far enough away not to matter.
+pub fn far() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(900)
+}
+
 /// The default policy with a dead-letter queue: 10 in flight, unordered, an 11 s attempt budget.
 pub fn policy() -> Policy {
     Policy {
@@ -55,6 +68,7 @@ pub struct ScriptedBackend {
     script: Mutex<HashMap<String, VecDeque<Attempt>>>,
     latency: Duration,
     panic_on: Option<String>,
+    health: Mutex<VecDeque<Attempt>>,
     calls: Mutex<Vec<String>>,
     in_flight: AtomicUsize,
     peak: AtomicUsize,
@@ -68,6 +82,7 @@ impl ScriptedBackend {
             script: Mutex::default(),
             latency: Duration::ZERO,
             panic_on: None,
+            health: Mutex::default(),
             calls: Mutex::default(),
             in_flight: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
@@ -77,6 +92,12 @@ impl ScriptedBackend {
     /// Answers calls for message `id` with `answers` first.
     pub fn with(self, id: &str, answers: impl IntoIterator<Item = Attempt>) -> Self {
         lock(&self.script).insert(id.into(), answers.into_iter().collect());
+        self
+    }
+
+    /// Has a health check that answers `answers`, one per check (none once they run out).
+    pub fn with_health(self, answers: impl IntoIterator<Item = Attempt>) -> Self {
+        *lock(&self.health) = answers.into_iter().collect();
         self
     }
 
@@ -118,6 +139,10 @@ impl Backend for ScriptedBackend {
             .get_mut(&message.id)
             .and_then(VecDeque::pop_front);
         scripted.unwrap_or_else(|| self.default.clone())
+    }
+
+    async fn health(&self) -> Option<Attempt> {
+        lock(&self.health).pop_front()
     }
 }
 

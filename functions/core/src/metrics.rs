@@ -207,6 +207,10 @@ impl<B: Backend> Backend for Measured<'_, B> {
         }
         attempt
     }
+
+    async fn health(&self) -> Option<Attempt> {
+        self.inner.health().await
+    }
 }
 
 #[cfg(test)]

@@ -304,17 +304,12 @@ async fn drain<B: Backend, S: Source>(
 mod tests {
     use super::*;
     use crate::batch::AfterPermanent;
-    use crate::fakes::{FakeSource, FakeSwitch, ScriptedBackend, message, policy};
+    use crate::fakes::{
+        FakeSource, FakeSwitch, ScriptedBackend, answer as status, far, message, policy,
+    };
     use crate::retry::Attempt;
 
     const HOLD: Duration = Duration::from_secs(30);
-
-    fn status(status: u16) -> Attempt {
-        Attempt::Response {
-            status,
-            retry_after: None,
-        }
-    }
 
     fn limits() -> Limits {
         Limits {
@@ -322,10 +317,6 @@ mod tests {
             max_messages: None,
             max_rps: None,
         }
-    }
-
-    fn far() -> Instant {
-        Instant::now() + Duration::from_secs(900)
     }
 
     fn filled(prefix: &str, n: usize) -> FakeSource {

@@ -161,9 +161,11 @@ fn retry_without_status(reason: &str) -> Verdict {
 }
 
 /// When to try again, as data: one delay per retry. The `n`-th delay is the wait after the
-/// `n`-th failed receive; past the end of the list the last one repeats, until the queue's
-/// redrive policy takes the message. Like the retries of EventBridge API destinations, the
-/// default spans about a day.
+/// `n`-th failed receive. Past the end of the list the first (shortest) one repeats: those
+/// receives are the allowance that keeps an outage from cutting a message's retries short
+/// (README "Backend outages"), so a message that spent none on outages uses them up quickly and
+/// reaches the dead-letter queue about when the schedule ends. Like the retries of EventBridge
+/// API destinations, the default spans about a day.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetrySchedule(Vec<Duration>);
 
@@ -182,12 +184,12 @@ impl Default for RetrySchedule {
 }
 
 impl RetrySchedule {
-    /// The nominal wait after the `receive_count`-th receive (the last entry past the end).
+    /// The nominal wait after the `receive_count`-th receive (the first entry past the end).
     fn step(&self, receive_count: u32) -> Duration {
         let index = usize::try_from(receive_count.saturating_sub(1)).unwrap_or(usize::MAX);
         self.0
             .get(index)
-            .or(self.0.last())
+            .or(self.0.first())
             .copied()
             .unwrap_or_default()
     }
@@ -349,11 +351,11 @@ mod tests {
     }
 
     #[test]
-    fn each_receive_waits_its_step_and_past_the_end_the_last() {
+    fn each_receive_waits_its_step_and_past_the_end_the_first() {
         let s = schedule("10,60,300");
         let steps: Vec<u64> = (0..=5).map(|n| s.step(n).as_secs()).collect();
-        assert_eq!(steps, [10, 10, 60, 300, 300, 300]);
-        assert_eq!(s.step(u32::MAX), Duration::from_secs(300));
+        assert_eq!(steps, [10, 10, 60, 300, 10, 10]);
+        assert_eq!(s.step(u32::MAX), Duration::from_secs(10));
     }
 
     #[test]

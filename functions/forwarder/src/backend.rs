@@ -28,6 +28,8 @@ pub struct BackendSettings {
     pub connect_timeout: Duration,
     /// `SIGNING_SECRET`, decoded.
     pub signer: Option<Signer>,
+    /// `HEALTH_URL`: what the circuit breaker's probe `GET`s before it tries a ticket.
+    pub health_url: Option<reqwest::Url>,
 }
 
 /// Signs deliveries per the Standard Webhooks specification.
@@ -116,9 +118,10 @@ impl HttpBackend {
     }
 }
 
-impl Backend for HttpBackend {
-    async fn deliver(&self, message: &Message) -> Attempt {
-        let mut response = match self.request(message).send().await {
+impl HttpBackend {
+    /// Sends one request: its status and `Retry-After`, or how it failed.
+    async fn send(request: reqwest::RequestBuilder) -> Attempt {
+        let mut response = match request.send().await {
             Ok(response) => response,
             Err(e) if e.is_timeout() => return Attempt::Timeout,
             Err(e) if e.is_connect() => return Attempt::Connection(error_chain(&e)),
@@ -142,6 +145,17 @@ impl Backend for HttpBackend {
             }
         }
         attempt
+    }
+}
+
+impl Backend for HttpBackend {
+    async fn deliver(&self, message: &Message) -> Attempt {
+        Self::send(self.request(message)).await
+    }
+
+    async fn health(&self) -> Option<Attempt> {
+        let url = self.settings.health_url.clone()?;
+        Some(Self::send(self.client.get(url)).await)
     }
 }
 

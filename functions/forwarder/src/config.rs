@@ -85,17 +85,11 @@ impl BreakerSettings {
 
 impl Config {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
-        let backend_url = env.required("BACKEND_URL")?;
-        let url = Url::parse(&backend_url)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https"))
-            .ok_or_else(|| {
-                ConfigError::invalid(
-                    "BACKEND_URL",
-                    &backend_url,
-                    "expected an http:// or https:// URL",
-                )
-            })?;
+        let url = http_url("BACKEND_URL", &env.required("BACKEND_URL")?)?;
+        let health_url = env
+            .optional("HEALTH_URL")
+            .map(|u| http_url("HEALTH_URL", &u))
+            .transpose()?;
         let signer = env
             .optional("SIGNING_SECRET")
             .map(|secret| {
@@ -154,6 +148,7 @@ impl Config {
                 request_timeout: positive(env, "REQUEST_TIMEOUT_MS", Duration::from_secs(10))?,
                 connect_timeout: positive(env, "CONNECT_TIMEOUT_MS", Duration::from_secs(3))?,
                 signer,
+                health_url,
             },
             signing_secret_source,
             queue_url: env.required("QUEUE_URL")?,
@@ -213,6 +208,14 @@ impl Config {
             attempt_budget: self.backend.request_timeout + self.deadline_margin,
         }
     }
+}
+
+/// `value` as an `http://` or `https://` URL.
+fn http_url(name: &'static str, value: &str) -> Result<Url, ConfigError> {
+    Url::parse(value)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .ok_or_else(|| ConfigError::invalid(name, value, "expected an http:// or https:// URL"))
 }
 
 fn positive<F: Fn(&str) -> Option<String>>(
@@ -333,6 +336,7 @@ mod tests {
         for (name, value) in [
             ("BACKEND_URL", "ftp://backend"),
             ("BACKEND_URL", "not a url"),
+            ("HEALTH_URL", "ftp://backend/health"),
             ("BACKEND_METHOD", "GET"),
             ("REQUEST_TIMEOUT_MS", "0"),
             ("MAX_IN_FLIGHT", "0"),

@@ -34,4 +34,8 @@ impl<B: Backend> Backend for PanicOn<B> {
         }
         self.inner.deliver(message).await
     }
+
+    async fn health(&self) -> Option<Attempt> {
+        self.inner.health().await
+    }
 }

@@ -22,6 +22,7 @@ fn settings(url: &str) -> BackendSettings {
         request_timeout: Duration::from_millis(500),
         connect_timeout: Duration::from_millis(500),
         signer: None,
+        health_url: None,
     }
 }
 
@@ -181,4 +182,27 @@ fn secrets_must_be_base64_of_a_useful_length() {
     assert!(Signer::from_secret(SECRET.trim_start_matches("whsec_")).is_ok());
     assert!(Signer::from_secret("whsec_%%%").is_err());
     assert!(Signer::from_secret("whsec_c2hvcnQ=").is_err());
+}
+
+#[tokio::test]
+async fn the_health_check_gets_the_health_url_and_is_absent_without_one() {
+    let rx = Receiver::start().await;
+    let without = HttpBackend::new(&settings(&rx.url("/sales/save-order"))).unwrap();
+    assert_eq!(without.health().await, None);
+
+    let mut s = settings(&rx.url("/sales/save-order"));
+    s.health_url = Some(rx.url("/health").parse().unwrap());
+    let attempt = HttpBackend::new(&s).unwrap().health().await;
+    assert_eq!(
+        attempt,
+        Some(Attempt::Response {
+            status: 200,
+            retry_after: None
+        })
+    );
+    let got = &rx.received()[0];
+    assert_eq!(
+        (got.method.clone(), got.path.as_str()),
+        (Method::GET, "/health")
+    );
 }

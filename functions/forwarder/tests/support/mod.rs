@@ -27,6 +27,7 @@ pub enum Reply {
 #[derive(Debug, Clone)]
 pub struct Received {
     pub method: Method,
+    pub path: String,
     pub headers: HeaderMap,
     pub body: Bytes,
 }
@@ -82,11 +83,13 @@ impl Drop for Receiver {
 async fn answer(
     State(inner): State<Arc<Inner>>,
     method: Method,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     inner.received.lock().unwrap().push(Received {
         method,
+        path: uri.path().to_owned(),
         headers,
         body,
     });
