@@ -7,7 +7,8 @@ use aws_sdk_sqs::types::Message;
 use crate::support::{Answer, Outcome, StackKind, World, attribute, ensure, poll_until, unique};
 
 const DELIVERY: Duration = Duration::from_secs(60);
-/// Three receives with backoff of at most 1, 2 and 4 s, plus event source mapping polling.
+/// Three receives with retry waits of at most 1, 2 and 1 s (infra/localstack.tfvars), plus event
+/// source mapping polling.
 const REDRIVE: Duration = Duration::from_secs(150);
 
 pub async fn order_is_delivered_byte_identical_with_its_key(w: &World) -> Outcome {

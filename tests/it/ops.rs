@@ -14,8 +14,8 @@ use crate::support::{Outcome, Stack, StackKind, World, ensure, poll_until, root,
 const SIGNING_SECRET: &str = "whsec_c2ZpdC1vcHMtc2lnbmluZy1zZWNyZXQtMzJieXRlcyE=";
 const SIGNING_PARAMETER: &str = "/sfit-ops/signing-secret";
 
-/// How long a dead letter may take to arrive: three failed attempts with backoff, then the
-/// redrive policy's move (about 6 s measured).
+/// How long a dead letter may take to arrive: three failed attempts on the retry schedule, then
+/// the redrive policy's move (about 6 s measured).
 const TO_DLQ: Duration = Duration::from_secs(90);
 
 struct Output {

@@ -352,7 +352,7 @@ fn failure_reason(outcome: &Outcome) -> Option<String> {
 }
 
 /// A queue whose retries all wait the same `interval`: a failed ticket comes back for the next
-/// probe, not on the backoff schedule.
+/// probe, not on the retry schedule.
 struct Every<'a, Q>(&'a Q, Duration);
 
 impl<Q: Settle> Settle for Every<'_, Q> {
