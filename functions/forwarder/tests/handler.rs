@@ -17,8 +17,8 @@ use forwarder::Forwarder;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use storeforward_core::batch::Policy;
-use storeforward_core::breaker::Breaker;
-use storeforward_core::fakes::{ScriptedBackend, policy};
+use storeforward_core::breaker::{Breaker, DeliveryState, Switch};
+use storeforward_core::fakes::{FakeSwitch, ScriptedBackend, policy};
 use storeforward_core::poll::Limits;
 use storeforward_core::retry::Attempt;
 use storeforward_sqs::SqsSource;
@@ -29,6 +29,8 @@ const QUEUE: &str = "http://127.0.0.1:4566/queue/eu-west-1/000000000000/orders";
 const FAILOVER: &str = "http://127.0.0.1:4566/queue/eu-west-1/000000000000/orders-failover";
 const DLQ: &str = "http://127.0.0.1:4566/queue/eu-west-1/000000000000/orders-dlq";
 const ARN: &str = "arn:aws:sqs:eu-west-1:000000000000:orders";
+const PROBE: &str = "http://127.0.0.1:4566/queue/eu-west-1/000000000000/orders-probe";
+const PROBE_ARN: &str = "arn:aws:sqs:eu-west-1:000000000000:orders-probe";
 
 fn status(s: u16) -> Attempt {
     Attempt::Response {
@@ -38,10 +40,22 @@ fn status(s: u16) -> Attempt {
 }
 
 fn forwarder(backend: ScriptedBackend, rules: &[&Rule], queue: &str) -> Forwarder<ScriptedBackend> {
+    with_circuit(backend, rules, queue, None)
+}
+
+fn with_circuit<W: Switch>(
+    backend: ScriptedBackend,
+    rules: &[&Rule],
+    queue: &str,
+    switch: Option<W>,
+) -> Forwarder<ScriptedBackend, W> {
     let client: Client = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, rules);
+    let primary = SqsSource::new(client, queue, Some(DLQ.into()))
+        .with_probe_queue(switch.as_ref().map(|_| PROBE.into()));
     Forwarder {
+        circuit: switch.map(|s| (s, primary.for_queue(PROBE))),
         backend,
-        primary: SqsSource::new(client, queue, Some(DLQ.into())),
+        primary,
         failover_url: Some(FAILOVER.into()),
         policy: Policy {
             attempt_budget: Duration::from_secs(2),
@@ -52,8 +66,7 @@ fn forwarder(backend: ScriptedBackend, rules: &[&Rule], queue: &str) -> Forwarde
             max_messages: None,
             max_rps: None,
         },
-        breaker: Breaker::new(0, Duration::from_secs(60)),
-        circuit: None,
+        breaker: Breaker::new(3, Duration::from_secs(60)),
     }
 }
 
@@ -346,4 +359,64 @@ async fn an_emulator_deadline_given_as_time_left_is_honoured() {
         .unwrap();
     assert_eq!(failures(&response), Vec::<String>::new());
     assert_eq!(fw.backend.calls(), ["m1"]);
+}
+
+#[tokio::test]
+async fn a_record_from_the_probe_queue_is_a_probe_that_closes_the_circuit() {
+    let open = DeliveryState::Open {
+        since_ms: 1,
+        reason: "backend answered 503".into(),
+        last_probe_ms: None,
+        last_probe: None,
+        next_probe_ms: 2,
+    };
+    let fw = with_circuit(
+        ScriptedBackend::answering(status(200)),
+        &[],
+        QUEUE,
+        Some(FakeSwitch::with(open)),
+    );
+    let switch = &fw.circuit.as_ref().unwrap().0;
+    switch.consume(false).await.unwrap();
+
+    let response = fw
+        .handle(sqs_event(vec![record("t1", PROBE_ARN, None)]))
+        .await
+        .unwrap();
+    assert_eq!(response, json!({"batchItemFailures": []}));
+    assert_eq!(switch.state(), DeliveryState::Delivering);
+    assert!(switch.consuming(), "the probe resumed consumption");
+}
+
+#[tokio::test]
+async fn a_batch_that_opens_the_circuit_parks_one_holds_the_rest_and_switches_off() {
+    let visibility = visibility_ok();
+    let park = mock!(Client::send_message)
+        .match_requests(|r| r.queue_url() == Some(PROBE))
+        .then_output(|| SendMessageOutput::builder().message_id("ticket-1").build());
+    let mut fw = with_circuit(
+        ScriptedBackend::answering(status(503)),
+        &[&visibility, &park],
+        QUEUE,
+        Some(FakeSwitch::default()),
+    );
+    fw.policy.max_in_flight = 1;
+    let records = (1..=5)
+        .map(|i| record(&format!("m{i}"), ARN, None))
+        .collect();
+
+    let response = fw.handle(sqs_event(records)).await.unwrap();
+    assert_eq!(
+        response,
+        json!({"batchItemFailures": [
+            {"itemIdentifier": "m1"}, {"itemIdentifier": "m2"},
+            {"itemIdentifier": "m4"}, {"itemIdentifier": "m5"}
+        ]}),
+        "m3 opened the circuit and is parked; its copy is the ticket"
+    );
+    assert_eq!(park.num_calls(), 1);
+    assert_eq!(fw.backend.calls(), ["m1", "m2", "m3"]);
+    let switch = &fw.circuit.as_ref().unwrap().0;
+    assert!(!switch.consuming());
+    assert!(matches!(switch.state(), DeliveryState::Open { .. }));
 }
