@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use crate::batch::{Backend, Failure, Message, Outcome, Policy, QueueError, Settle, process};
+use crate::poll::Source;
 use crate::retry::Verdict;
 
 /// Counts one instance's retryable failures in a row and opens at a threshold.
@@ -241,6 +242,10 @@ pub enum ProbeResult {
     Delivered,
     /// A ticket failed again; the circuit stays open.
     Failed { reason: String },
+    /// These tickets were delivered, but others parked at about the same time are still on
+    /// their way; the last one's probe resumes delivery, so that no FIFO group's later orders
+    /// overtake its parked one.
+    Waiting { others: usize },
 }
 
 const PAUSED: &str = "delivery is paused by an operator";
@@ -252,7 +257,7 @@ const STILL_OPEN: &str = "closing the circuit failed; the ticket stays for the n
 /// circuit was open, it is closed; should that fail, one delivered ticket is kept, so that an
 /// open circuit always has a ticket to probe with.
 #[allow(clippy::too_many_arguments)]
-pub async fn probe<B: Backend, Q: Settle, S: Switch>(
+pub async fn probe<B: Backend, Q: Source, S: Switch>(
     tickets: &[Message],
     backend: &B,
     queue: &Q,
@@ -285,27 +290,23 @@ pub async fn probe<B: Backend, Q: Settle, S: Switch>(
     };
     if let Some(reason) = unhealthy.or_else(|| outcomes.iter().find_map(failure_reason)) {
         warn!(%reason, "probe failed; the circuit stays open");
-        if let Ok(DeliveryState::Open {
-            since_ms,
-            reason: opened_by,
-            ..
-        }) = state
-        {
-            let record = DeliveryState::Open {
-                since_ms,
-                reason: opened_by,
-                last_probe_ms: Some(now_ms),
-                last_probe: Some(reason.clone()),
-                next_probe_ms: now_ms + interval.as_millis() as u64,
-            };
-            if let Err(e) = switch.write(&record).await {
-                warn!(error = %e, "could not record the probe");
-            }
-        }
+        record_probe(switch, &state, &reason, now_ms, interval).await;
         return (outcomes, ProbeResult::Failed { reason });
     }
     if !matches!(state, Ok(DeliveryState::Open { .. }) | Err(_)) {
         return (outcomes, ProbeResult::Delivered);
+    }
+    // The tickets in hand are still in the queue's count until the probe's answer deletes them.
+    let others = queue
+        .pending()
+        .await
+        .map_or(0, |n| n.saturating_sub(tickets.len()));
+    if others > 0 {
+        let waiting =
+            format!("delivered; waiting for {others} more parked order(s) before resuming");
+        info!(others, "{waiting}");
+        record_probe(switch, &state, &waiting, now_ms, interval).await;
+        return (outcomes, ProbeResult::Waiting { others });
     }
     match close_circuit(switch).await {
         Ok(_) => (outcomes, ProbeResult::Closed),
@@ -323,6 +324,32 @@ pub async fn probe<B: Backend, Q: Settle, S: Switch>(
                 },
             )
         }
+    }
+}
+
+/// Records a probe that left the circuit open: when, how it went, and when the next one is due.
+async fn record_probe<S: Switch>(
+    switch: &S,
+    state: &Result<DeliveryState, SwitchError>,
+    result: &str,
+    now_ms: u64,
+    interval: Duration,
+) {
+    let Ok(DeliveryState::Open {
+        since_ms, reason, ..
+    }) = state
+    else {
+        return;
+    };
+    let record = DeliveryState::Open {
+        since_ms: *since_ms,
+        reason: reason.clone(),
+        last_probe_ms: Some(now_ms),
+        last_probe: Some(result.to_owned()),
+        next_probe_ms: now_ms + interval.as_millis() as u64,
+    };
+    if let Err(e) = switch.write(&record).await {
+        warn!(error = %e, "could not record the probe");
     }
 }
 
@@ -373,7 +400,7 @@ impl<Q: Settle> Settle for Every<'_, Q> {
 mod tests {
     use super::*;
     use crate::fakes::{
-        FakeQueue, FakeSwitch, ScriptedBackend, answer as status, far, message, policy,
+        FakeQueue, FakeSource, FakeSwitch, ScriptedBackend, answer as status, far, message, policy,
     };
     use crate::retry::Attempt;
 
@@ -383,7 +410,7 @@ mod tests {
     async fn probe_at(
         tickets: &[Message],
         backend: &ScriptedBackend,
-        queue: &FakeQueue,
+        queue: &FakeSource,
         switch: &FakeSwitch,
         now_ms: u64,
     ) -> (Vec<Outcome>, ProbeResult) {
@@ -581,7 +608,7 @@ mod tests {
         let switch = FakeSwitch::default();
         open_circuit(&switch, "503", 1_000, HOLD).await.unwrap();
         let backend = ScriptedBackend::answering(status(503));
-        let queue = FakeQueue::default();
+        let queue = FakeSource::default();
         let tickets = batch(1);
         let (out, result) = probe_at(&tickets, &backend, &queue, &switch, 40_000).await;
         assert!(matches!(result, ProbeResult::Failed { .. }));
@@ -603,7 +630,7 @@ mod tests {
         let switch = FakeSwitch::default();
         open_circuit(&switch, "503", 1_000, HOLD).await.unwrap();
         let backend = ScriptedBackend::answering(status(200));
-        let queue = FakeQueue::default();
+        let queue = FakeSource::default();
         let (out, result) = probe_at(&batch(2), &backend, &queue, &switch, 40_000).await;
         assert_eq!(result, ProbeResult::Closed);
         assert!(out.iter().all(|o| *o == Outcome::Delivered));
@@ -612,12 +639,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_last_of_several_tickets_resumes_delivery() {
+        let switch = FakeSwitch::default();
+        open_circuit(&switch, "503", 1_000, HOLD).await.unwrap();
+        let backend = ScriptedBackend::answering(status(200));
+        let queue = FakeSource::holding(batch(2));
+        let first = queue.receive(1, Duration::ZERO).await.unwrap();
+        let (out, result) = probe_at(&first, &backend, &queue, &switch, 40_000).await;
+        assert_eq!(out, [Outcome::Delivered]);
+        assert_eq!(result, ProbeResult::Waiting { others: 1 });
+        assert!(
+            !switch.consuming(),
+            "another group's parked order is still on its way"
+        );
+        assert!(
+            matches!(switch.state(), DeliveryState::Open { last_probe: Some(ref r), .. } if r.contains("waiting for 1 more"))
+        );
+
+        queue.delete(&["rh-m0"]).await;
+        let second = queue.receive(1, Duration::ZERO).await.unwrap();
+        let (_, result) = probe_at(&second, &backend, &queue, &switch, 41_000).await;
+        assert_eq!(result, ProbeResult::Closed);
+        assert!(switch.consuming());
+    }
+
+    #[tokio::test]
     async fn with_a_health_check_the_tickets_wait_until_it_passes() {
         let switch = FakeSwitch::default();
         open_circuit(&switch, "503", 1_000, HOLD).await.unwrap();
         let backend =
             ScriptedBackend::answering(status(200)).with_health([status(503), status(204)]);
-        let queue = FakeQueue::default();
+        let queue = FakeSource::default();
         let tickets = batch(1);
         let (out, result) = probe_at(&tickets, &backend, &queue, &switch, 40_000).await;
         assert!(
@@ -646,7 +698,7 @@ mod tests {
         });
         switch.consume(false).await.unwrap();
         let backend = ScriptedBackend::answering(status(200));
-        let queue = FakeQueue::default();
+        let queue = FakeSource::default();
         let (out, result) = probe_at(&batch(1), &backend, &queue, &switch, 40_000).await;
         assert_eq!(result, ProbeResult::Paused);
         assert!(
@@ -671,7 +723,7 @@ mod tests {
         open_circuit(&switch, "503", 1_000, HOLD).await.unwrap();
         let switch = switch.failing_consume();
         let backend = ScriptedBackend::answering(status(200));
-        let queue = FakeQueue::default();
+        let queue = FakeSource::default();
         let (out, result) = probe_at(&batch(2), &backend, &queue, &switch, 40_000).await;
         assert!(matches!(result, ProbeResult::Failed { .. }));
         assert_eq!(out[0], Outcome::Delivered);

@@ -309,6 +309,10 @@ impl Source for FakeSource {
         lock(&self.deleted).extend(receipt_handles.iter().map(|h| h.to_string()));
         0
     }
+
+    async fn pending(&self) -> Result<usize, QueueError> {
+        Ok(lock(&self.visible).len() + lock(&self.in_flight).len())
+    }
 }
 
 /// The delivery state and the consumption switch, in memory.

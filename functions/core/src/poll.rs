@@ -24,6 +24,8 @@ pub trait Source: Settle {
     ) -> impl Future<Output = Result<Vec<Message>, QueueError>> + Send;
     /// Deletes messages by receipt handle; returns how many the queue refused.
     fn delete(&self, receipt_handles: &[&str]) -> impl Future<Output = usize> + Send;
+    /// About how many messages the queue holds: visible, in flight and delayed.
+    fn pending(&self) -> impl Future<Output = Result<usize, QueueError>> + Send;
 }
 
 /// The circuit breaker and what it needs: the in-memory breaker, the switch, and the queue of
@@ -73,7 +75,7 @@ pub async fn on_batch<B: Backend, S: Settle, W: Switch, Q>(
 }
 
 /// One batch of tickets from the probe queue: the probe.
-pub async fn on_tickets<B: Backend, S: Settle, W: Switch, Q>(
+pub async fn on_tickets<B: Backend, S: Source, W: Switch, Q>(
     tickets: &[Message],
     backend: &B,
     queue: &S,
@@ -108,7 +110,7 @@ fn count_probe(tally: &mut Tally, result: &ProbeResult, breaker: &Breaker) {
             tally.probes_failed += 1;
             tally.delivery_paused = 1;
         }
-        ProbeResult::Paused => tally.delivery_paused = 1,
+        ProbeResult::Paused | ProbeResult::Waiting { .. } => tally.delivery_paused = 1,
         ProbeResult::Delivered | ProbeResult::Skipped => {}
     }
 }
@@ -184,8 +186,11 @@ pub async fn scheduled<B: Backend, S: Source, W: Switch>(
         delete_handled(c.tickets, &tickets, &outcomes).await;
         outcomes.iter().for_each(|o| tally.add(o));
         count_probe(&mut tally, &result, c.breaker);
-        let still_open = matches!(result, ProbeResult::Failed { .. })
-            || (result == ProbeResult::Skipped && matches!(state, Ok(DeliveryState::Open { .. })));
+        let still_open = matches!(
+            result,
+            ProbeResult::Failed { .. } | ProbeResult::Waiting { .. }
+        ) || (result == ProbeResult::Skipped
+            && matches!(state, Ok(DeliveryState::Open { .. })));
         if still_open {
             info!(
                 ?tally,

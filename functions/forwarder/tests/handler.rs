@@ -9,9 +9,10 @@ use std::time::Duration;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::operation::change_message_visibility::ChangeMessageVisibilityOutput;
 use aws_sdk_sqs::operation::delete_message_batch::DeleteMessageBatchOutput;
+use aws_sdk_sqs::operation::get_queue_attributes::GetQueueAttributesOutput;
 use aws_sdk_sqs::operation::receive_message::ReceiveMessageOutput;
 use aws_sdk_sqs::operation::send_message::SendMessageOutput;
-use aws_sdk_sqs::types::{Message as SdkMessage, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{Message as SdkMessage, MessageSystemAttributeName, QueueAttributeName};
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use forwarder::Forwarder;
 use lambda_runtime::{Context, LambdaEvent};
@@ -370,9 +371,19 @@ async fn a_record_from_the_probe_queue_is_a_probe_that_closes_the_circuit() {
         last_probe: None,
         next_probe_ms: 2,
     };
+    // The probe queue holds only the ticket in hand.
+    let counts = mock!(Client::get_queue_attributes).then_output(|| {
+        GetQueueAttributesOutput::builder()
+            .attributes(
+                QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+                "1",
+            )
+            .attributes(QueueAttributeName::ApproximateNumberOfMessages, "0")
+            .build()
+    });
     let fw = with_circuit(
         ScriptedBackend::answering(status(200)),
-        &[],
+        &[&counts],
         QUEUE,
         Some(FakeSwitch::with(open)),
     );

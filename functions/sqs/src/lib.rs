@@ -11,6 +11,7 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
+    QueueAttributeName,
 };
 use storeforward_core::batch::{Failure, Message, QueueError, Settle};
 use storeforward_core::config::{ConfigError, Env};
@@ -243,6 +244,25 @@ impl Source for SqsSource {
             }
         }
         refused
+    }
+
+    async fn pending(&self) -> Result<usize, QueueError> {
+        let answer = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await
+            .map_err(|e| QueueError(describe(e)))?;
+        Ok(answer
+            .attributes()
+            .into_iter()
+            .flat_map(|a| a.values())
+            .filter_map(|v| v.parse::<usize>().ok())
+            .sum())
     }
 }
 
