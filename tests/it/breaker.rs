@@ -56,8 +56,9 @@ async fn mapping_reads(w: &World, stack: &Stack, state: &str, within: Duration) 
     .await
 }
 
-/// Posts `n` orders of a new run (spread over message groups on a FIFO stack); returns the run
-/// and the keys, in posting order.
+/// Posts `n` orders of a new run; returns the run and the keys, in posting order. On a FIFO stack
+/// the orders are spread over message groups, each group's posted one after another (orders of
+/// one group in flight together have no order), the groups side by side.
 async fn post_run(
     w: &World,
     stack: &Stack,
@@ -65,15 +66,34 @@ async fn post_run(
     n: usize,
 ) -> Result<(String, Vec<String>), String> {
     let run = unique(prefix);
-    let fifo = stack.output("queue_url").ends_with(".fifo");
-    let orders = (0..n)
-        .map(|i| {
-            let group = fifo.then(|| format!("{run}-g{}", i % GROUPS));
-            (format!("{{\"run\":\"{run}\",\"n\":{i}}}"), group)
-        })
+    let body = |i: usize| format!("{{\"run\":\"{run}\",\"n\":{i}}}");
+    if !stack.output("queue_url").ends_with(".fifo") {
+        let keys = w
+            .accept_all(stack, (0..n).map(body).collect(), POSTS_IN_FLIGHT)
+            .await?;
+        return Ok((run.clone(), keys));
+    }
+    let groups = (0..GROUPS).map(|g| {
+        let (run, body) = (&run, &body);
+        async move {
+            let group = format!("{run}-g{g}");
+            let mut keys = Vec::new();
+            for i in (g..n).step_by(GROUPS) {
+                let key = w
+                    .accepted(stack, &body(i), &[("X-Message-Group-Id", &group)])
+                    .await?;
+                keys.push((i, key));
+            }
+            Ok::<_, String>(keys)
+        }
+    });
+    let mut keys: Vec<(usize, String)> = futures::future::try_join_all(groups)
+        .await?
+        .into_iter()
+        .flatten()
         .collect();
-    let keys = w.accept_all(stack, orders, POSTS_IN_FLIGHT).await?;
-    Ok((run, keys))
+    keys.sort_unstable_by_key(|(i, _)| *i);
+    Ok((run, keys.into_iter().map(|(_, k)| k).collect()))
 }
 
 /// While the backend is down for [`OUTAGE`], at most 0.1 attempts per order reach it (the batch
@@ -328,16 +348,15 @@ pub async fn a_backend_that_fails_some_orders_keeps_the_circuit_closed(w: &World
         n if n % 7 == 0 => "fail-first:1",
         _ => "ok",
     };
-    let orders = (0..N)
+    let bodies = (0..N)
         .map(|n| {
-            let body = format!(
+            format!(
                 "{{\"run\":\"{run}\",\"n\":{n},\"behaviour\":\"{}\"}}",
                 behaviour(n)
-            );
-            (body, None)
+            )
         })
         .collect();
-    let keys = w.accept_all(stack, orders, POSTS_IN_FLIGHT).await?;
+    let keys = w.accept_all(stack, bodies, POSTS_IN_FLIGHT).await?;
     let states_seen = std::sync::Mutex::new(std::collections::HashSet::new());
     poll_until(
         "every order that can be delivered delivered",

@@ -339,23 +339,17 @@ impl World {
             .ok_or_else(|| format!("202 without idempotencyKey: {json}"))
     }
 
-    /// POSTs every body (with its FIFO message group, if any), `in_flight` at a time; all must be
-    /// accepted. Returns their idempotency keys, in the order of `orders`.
+    /// POSTs every body, `in_flight` at a time; all must be accepted. Returns their idempotency
+    /// keys, in the order of `bodies`.
     pub async fn accept_all(
         &self,
         stack: &Stack,
-        orders: Vec<(String, Option<String>)>,
+        bodies: Vec<String>,
         in_flight: usize,
     ) -> Result<Vec<String>, String> {
         use futures::{StreamExt, TryStreamExt, stream};
-        stream::iter(orders)
-            .map(|(body, group)| async move {
-                let headers: Vec<(&str, &str)> = group
-                    .iter()
-                    .map(|g| ("X-Message-Group-Id", g.as_str()))
-                    .collect();
-                self.accepted(stack, &body, &headers).await
-            })
+        stream::iter(bodies)
+            .map(|body| async move { self.accepted(stack, &body, &[]).await })
             .buffered(in_flight)
             .try_collect()
             .await
