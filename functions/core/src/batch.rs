@@ -318,8 +318,10 @@ impl<B: Backend, S: Settle> Ctx<'_, B, S> {
             } else {
                 self.run_isolated(message).instrument(span.clone()).await
             };
-            if let Outcome::Deferred { reason } | Outcome::Held { reason } = &outcome {
-                span.in_scope(|| info!(reason, "not attempted"));
+            match &outcome {
+                Outcome::Deferred { reason } => span.in_scope(|| info!(reason, "deferred")),
+                Outcome::Held { reason } => span.in_scope(|| info!(reason, "held")),
+                _ => {}
             }
             blocked |= self.policy.ordered && !outcome.is_handled()
                 || matches!(outcome, Outcome::Stopped { .. });
