@@ -107,11 +107,13 @@ async fn outage(w: &World, kind: StackKind, mode: GateMode, shape: &str) -> Outc
     let posted_in = started.elapsed();
 
     mapping_reads(w, stack, "Disabled", TRIP_WITHIN).await?;
+    // The mapping goes off first, then the state is recorded.
+    poll_until("the delivery state open", TRIP_WITHIN, || async {
+        let state = w.delivery_state(stack).await.ok()?;
+        (state["state"] == "open").then_some(())
+    })
+    .await?;
     let tripped_in = started.elapsed();
-    let state = w.delivery_state(stack).await?;
-    ensure(state["state"] == "open", || {
-        format!("the delivery state should be open: {state}")
-    })?;
 
     // The outage goes on: a scenario's length, not a wait for a condition.
     tokio::time::sleep_until((started + OUTAGE).into()).await;
