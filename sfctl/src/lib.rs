@@ -113,30 +113,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = aws_config::load_defaults(BehaviorVersion::latest()).await;
     let sqs = aws_sdk_sqs::Client::new(&config);
     let switch = delivery::switch(&config, &cli.target.stack);
-    match &cli.command {
-        Command::Pause { reason } => {
-            let by = delivery::caller(&config).await;
-            return delivery::pause(&switch, &by, reason).await;
-        }
-        Command::Resume => return delivery::resume(&switch).await,
-        _ => {}
-    }
-    let queues = Queues::resolve(&sqs, &cli.target).await?;
+    let queues = || Queues::resolve(&sqs, &cli.target);
     match cli.command {
         Command::Status { json } => {
+            let queues = queues().await?;
             println!("{}", delivery::describe(&switch, json).await?);
             let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
             queues::status(&cloudwatch, &queues, &cli.target.stack, json).await
         }
-        Command::Pause { .. } | Command::Resume => Ok(()),
-        Command::Dlq(DlqCommand::Peek { max, body, json }) => {
-            dlq::peek(&sqs, &queues.dlq, max as usize, body, json).await
+        Command::Pause { reason } => {
+            let by = delivery::caller(&config).await;
+            delivery::pause(&switch, &by, &reason).await
         }
-        Command::Dlq(DlqCommand::Redrive { rate, no_wait }) => {
-            dlq::redrive(&sqs, &queues, rate, !no_wait).await
+        Command::Resume => delivery::resume(&switch).await,
+        Command::Dlq(command) => {
+            let queues = queues().await?;
+            match command {
+                DlqCommand::Peek { max, body, json } => {
+                    dlq::peek(&sqs, &queues.dlq, max as usize, body, json).await
+                }
+                DlqCommand::Redrive { rate, no_wait } => {
+                    dlq::redrive(&sqs, &queues, rate, !no_wait).await
+                }
+                DlqCommand::Cancel => dlq::cancel(&sqs, &queues.dlq).await,
+                DlqCommand::Purge { yes } => dlq::purge(&sqs, &queues.dlq, yes).await,
+            }
         }
-        Command::Dlq(DlqCommand::Cancel) => dlq::cancel(&sqs, &queues.dlq).await,
-        Command::Dlq(DlqCommand::Purge { yes }) => dlq::purge(&sqs, &queues.dlq, yes).await,
     }
 }
 
