@@ -438,22 +438,24 @@ mod tests {
         }
     }
 
+    /// Delivers `msgs` under `policy` with `breaker`, far from any deadline.
+    async fn guarded(
+        msgs: &[Message],
+        backend: &ScriptedBackend,
+        queue: &FakeQueue,
+        policy: &Policy,
+        breaker: &Breaker,
+    ) -> Vec<Outcome> {
+        process(msgs, backend, queue, policy, far(), None, Some(breaker)).await
+    }
+
     #[tokio::test]
     async fn a_run_of_retryable_failures_parks_one_message_and_holds_the_rest_untried() {
         let backend = ScriptedBackend::answering(Attempt::Connection("refused".into()));
         let queue = FakeQueue::default();
         let breaker = Breaker::new(3, HOLD);
         let msgs = batch(6);
-        let out = process(
-            &msgs,
-            &backend,
-            &queue,
-            &sequential(),
-            far(),
-            None,
-            Some(&breaker),
-        )
-        .await;
+        let out = guarded(&msgs, &backend, &queue, &sequential(), &breaker).await;
 
         assert!(matches!(out[0], Outcome::Retrying { .. }));
         assert!(matches!(out[1], Outcome::Retrying { .. }));
@@ -487,16 +489,7 @@ mod tests {
         }
         let queue = FakeQueue::default();
         let breaker = Breaker::new(3, HOLD);
-        let out = process(
-            &batch(8),
-            &backend,
-            &queue,
-            &sequential(),
-            far(),
-            None,
-            Some(&breaker),
-        )
-        .await;
+        let out = guarded(&batch(8), &backend, &queue, &sequential(), &breaker).await;
         assert!(!breaker.is_open());
         assert!(queue.parked().is_empty());
         assert!(
@@ -522,16 +515,7 @@ mod tests {
         let backend = ScriptedBackend::answering(status(503)).taking(Duration::from_millis(10));
         let queue = FakeQueue::default();
         let breaker = Breaker::new(2, HOLD);
-        let out = process(
-            &batch(20),
-            &backend,
-            &queue,
-            &policy(),
-            far(),
-            None,
-            Some(&breaker),
-        )
-        .await;
+        let out = guarded(&batch(20), &backend, &queue, &policy(), &breaker).await;
         let parked = out
             .iter()
             .filter(|o| matches!(o, Outcome::Parked { .. }))
@@ -545,16 +529,7 @@ mod tests {
         let backend = ScriptedBackend::answering(status(503));
         let queue = FakeQueue::default().failing_parks();
         let breaker = Breaker::new(1, HOLD);
-        let out = process(
-            &batch(1),
-            &backend,
-            &queue,
-            &sequential(),
-            far(),
-            None,
-            Some(&breaker),
-        )
-        .await;
+        let out = guarded(&batch(1), &backend, &queue, &sequential(), &breaker).await;
         assert!(matches!(out[0], Outcome::Retrying { .. }));
         assert!(!breaker.is_open());
     }
