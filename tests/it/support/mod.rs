@@ -415,6 +415,42 @@ impl World {
         Ok(out.messages.unwrap_or_default())
     }
 
+    /// How many messages `queue_url` holds: visible, in flight, and delayed, as SQS counts them.
+    pub async fn depth(&self, queue_url: &str) -> Result<[u64; 3], String> {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let out = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(A::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await
+            .map_err(|e| format!("attributes of {queue_url}: {e:?}"))?;
+        let attributes = out.attributes.unwrap_or_default();
+        let count = |name: A| {
+            attributes
+                .get(&name)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok([
+            count(A::ApproximateNumberOfMessages),
+            count(A::ApproximateNumberOfMessagesNotVisible),
+            count(A::ApproximateNumberOfMessagesDelayed),
+        ])
+    }
+
+    /// Fails unless `queue_url` holds no message at all (visible, in flight or delayed): what
+    /// a rejected request must leave behind, and what a settled run leaves.
+    pub async fn ensure_empty(&self, what: &str, queue_url: &str) -> Outcome {
+        let depth = self.depth(queue_url).await?;
+        ensure(depth == [0; 3], || {
+            format!("{what} is not empty: {depth:?} visible/in flight/delayed ({queue_url})")
+        })
+    }
+
     /// Receives and deletes everything in `queue_url` until a receive comes back empty.
     pub async fn drain(&self, queue_url: &str) -> Result<Vec<aws_sdk_sqs::types::Message>, String> {
         let mut drained = Vec::new();
