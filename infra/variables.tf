@@ -52,13 +52,13 @@ variable "log_retention_in_days" {
 }
 
 variable "log_level" {
-  description = "Application log level of both functions (Lambda `logging_config.application_log_level`; logs are JSON)"
+  description = "Application log level of both functions (Lambda `logging_config.application_log_level`; logs are JSON): TRACE, DEBUG or INFO. Not above INFO: the metric lines (EMF) carry no `level`, Lambda files them under INFO, and a higher level drops them, and with them every metric and the alarms on them"
   type        = string
   default     = "INFO"
 
   validation {
-    condition     = contains(["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"], var.log_level)
-    error_message = "log_level must be one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL."
+    condition     = contains(["TRACE", "DEBUG", "INFO"], var.log_level)
+    error_message = "log_level must be TRACE, DEBUG or INFO. Lambda files log lines without a `level`, such as the functions' metric lines (EMF), under INFO: with WARN, ERROR or FATAL it drops them, and every metric (and the delivery-paused alarm) with them."
   }
 }
 

@@ -523,3 +523,27 @@ run "maximum_concurrency_one" {
 
   expect_failures = [var.maximum_concurrency]
 }
+
+run "log_level_above_info" {
+  command = plan
+
+  # The metric lines carry no level; Lambda files them under INFO and WARN would drop them.
+  variables {
+    log_level = "WARN"
+  }
+
+  expect_failures = [var.log_level]
+}
+
+run "log_level_debug" {
+  command = plan
+
+  variables {
+    log_level = "DEBUG"
+  }
+
+  assert {
+    condition     = aws_lambda_function.store.logging_config[0].application_log_level == "DEBUG" && aws_lambda_function.forwarder.logging_config[0].application_log_level == "DEBUG"
+    error_message = "log_level must reach both functions' logging_config."
+  }
+}
