@@ -77,6 +77,14 @@ resource "aws_api_gateway_gateway_response" "this" {
   }
 }
 
+locals {
+  # Everything that makes up the gateway responses, for the deployment's triggers.
+  gateway_responses_hash = sha1(jsonencode({
+    for type, r in aws_api_gateway_gateway_response.this :
+    type => [r.status_code, r.response_templates, r.response_parameters]
+  }))
+}
+
 ################################################################################
 # Deployment & stage
 ################################################################################
@@ -85,15 +93,20 @@ resource "aws_api_gateway_deployment" "this" {
   rest_api_id = aws_api_gateway_rest_api.this.id
   description = "Managed by Terraform"
 
-  # A new deployment whenever the routes or the integration change.
+  # A new deployment whenever the routes, the integration or the gateway responses change: a
+  # stage serves the snapshot its deployment took, so a change that does not redeploy never goes
+  # live. The gateway responses are hashed on their own from their configuration, known at plan.
   triggers = {
     redeployment = sha1(jsonencode([
       aws_api_gateway_resource.proxy.id,
       [for m in aws_api_gateway_method.store : [m.id, m.authorization, m.api_key_required]],
       [for i in aws_api_gateway_integration.store : [i.id, i.uri]],
-      local.gateway_error,
     ]))
+    gateway_responses = local.gateway_responses_hash
   }
+
+  # The snapshot must be taken after the responses exist (and after each change to them).
+  depends_on = [aws_api_gateway_gateway_response.this]
 
   lifecycle {
     create_before_destroy = true

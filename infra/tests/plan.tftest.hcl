@@ -547,3 +547,25 @@ run "log_level_debug" {
     error_message = "log_level must reach both functions' logging_config."
   }
 }
+
+run "gateway_responses_redeploy" {
+  command = plan
+
+  # A stage serves what its deployment snapshotted: the gateway responses must be part of the
+  # deployment's triggers, or a change to them never goes live.
+  assert {
+    condition     = toset(keys(aws_api_gateway_gateway_response.this)) == toset(["DEFAULT_4XX", "DEFAULT_5XX"]) && alltrue([for r in aws_api_gateway_gateway_response.this : r.response_templates["application/json"] == local.gateway_error])
+    error_message = "DEFAULT_4XX and DEFAULT_5XX must answer in the store's JSON error shape."
+  }
+
+  assert {
+    condition = aws_api_gateway_deployment.this.triggers["gateway_responses"] == sha1(jsonencode({
+      for type in ["DEFAULT_4XX", "DEFAULT_5XX"] : type => [
+        null,
+        { "application/json" = local.gateway_error },
+        { "gatewayresponse.header.Content-Type" = "'application/json'" },
+      ]
+    }))
+    error_message = "The deployment's triggers must hash every gateway response's status, templates and headers."
+  }
+}
