@@ -1,77 +1,112 @@
 //! Metrics in Embedded Metric Format reach CloudWatch Logs from both functions: no metric API
-//! call, one JSON document per invocation in the log stream.
+//! call, one JSON document per invocation in the log stream, carrying the `RequestId` that ties
+//! it to its request (the store's `x-request-id`) or invocation (the forwarder's log lines).
 
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{Outcome, StackKind, World, ensure, now_ms, poll_until, unique};
+use crate::support::{Answer, Outcome, StackKind, World, ensure, now_ms, poll_until, unique};
 
-/// The EMF documents among a function's log lines since `since_ms`.
-async fn documents(w: &World, function: &str, since_ms: u64) -> Vec<Value> {
+const WITHIN: Duration = Duration::from_secs(60);
+
+/// The JSON lines a function logged since `since_ms`.
+async fn json_lines(w: &World, function: &str, since_ms: u64) -> Vec<Value> {
     w.log_lines(function, since_ms)
         .await
         .unwrap_or_default()
         .iter()
         .filter_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
-        .filter(|d| d["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "storeforward")
         .collect()
+}
+
+/// Waits for the EMF document that `function` wrote for `request_id`.
+async fn document(
+    w: &World,
+    function: &str,
+    since_ms: u64,
+    request_id: &str,
+) -> Result<Value, String> {
+    poll_until(
+        &format!("{function}'s EMF document for {request_id}"),
+        WITHIN,
+        || async {
+            json_lines(w, function, since_ms)
+                .await
+                .into_iter()
+                .find(|d| {
+                    d["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "storeforward"
+                        && d["RequestId"] == request_id
+                })
+        },
+    )
+    .await
+}
+
+/// The store's request id for an answer it must have given.
+fn request_id(answer: &Answer, status: u16) -> Result<&str, String> {
+    match answer {
+        Answer {
+            status: s,
+            request_id: Some(id),
+            ..
+        } if *s == status => Ok(id),
+        _ => Err(format!(
+            "expected {status} with an x-request-id, got {answer:?}"
+        )),
+    }
 }
 
 pub async fn both_functions_publish_emf_metrics_in_their_log_streams(w: &World) -> Outcome {
     let stack = w.stack(StackKind::Standard)?;
     let since = now_ms().saturating_sub(1_000);
-    let key = w
-        .accepted(stack, &format!(r#"{{"id":"{}"}}"#, unique("emf")), &[])
-        .await?;
+    let body = format!(r#"{{"id":"{}"}}"#, unique("emf"));
+    let order = w.post_order(stack, "application/json", body, &[]).await?;
     let refused = w
         .post_order(stack, "application/json", "{\"unclosed\": ", &[])
         .await?;
-    ensure(refused.status == 400, || {
-        format!("a malformed order got {}", refused.status)
-    })?;
+    let key = order.json["idempotencyKey"].as_str().unwrap_or_default();
 
     let store = stack.output("store_function_name");
-    let (accepted, rejected) = poll_until(
-        "the store's EMF documents",
-        Duration::from_secs(60),
-        || async {
-            let docs = documents(w, store, since).await;
-            let accepted = docs
-                .iter()
-                .find(|d| d["Accepted"] == 1 && d["FailoverUsed"] == 0)?;
-            let rejected = docs
-                .iter()
-                .find(|d| d["Rejected"] == 1 && d["Reason"] == "malformed_json")?;
-            Some((accepted.clone(), rejected.clone()))
-        },
-    )
-    .await?;
-    ensure(accepted["FunctionName"] == store, || {
-        format!("the store's document names another function: {accepted}")
-    })?;
+    let accepted = document(w, store, since, request_id(&order, 202)?).await?;
     ensure(
-        rejected["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
-            == serde_json::json!([["FunctionName"], ["FunctionName", "Reason"]]),
-        || format!("rejections are not counted by reason: {rejected}"),
+        accepted["Accepted"] == 1
+            && accepted["FailoverUsed"] == 0
+            && accepted["FunctionName"] == store,
+        || format!("the accepted order's document: {accepted}"),
+    )?;
+    let rejected = document(w, store, since, request_id(&refused, 400)?).await?;
+    ensure(
+        rejected["Rejected"] == 1
+            && rejected["Reason"] == "malformed_json"
+            && rejected["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+                == serde_json::json!([["FunctionName"], ["FunctionName", "Reason"]]),
+        || format!("the rejection is not counted by reason: {rejected}"),
     )?;
 
-    w.await_delivery(&key, Duration::from_secs(60)).await?;
+    // The forwarder's invocation that delivered the order, from its log line about it.
+    w.await_delivery(key, WITHIN).await?;
     let forwarder = stack.output("forwarder_function_name");
-    let delivered = poll_until(
-        "the forwarder's EMF document",
-        Duration::from_secs(60),
+    let invocation = poll_until(
+        &format!("the forwarder's log line delivering {key}"),
+        WITHIN,
         || async {
-            documents(w, forwarder, since)
-                .await
-                .into_iter()
-                .find(|d| d["Delivered"].as_u64() >= Some(1))
+            json_lines(w, forwarder, since).await.iter().find_map(|l| {
+                let about_it =
+                    l["fields"]["message"] == "delivered" && l["span"]["idempotency_key"] == key;
+                let spans = l["spans"].as_array().filter(|_| about_it)?;
+                spans
+                    .iter()
+                    .find_map(|s| s["requestId"].as_str().map(str::to_owned))
+            })
         },
     )
     .await?;
+    let delivered = document(w, forwarder, since, &invocation).await?;
     let latencies = delivered["DeliveryLatency"].as_array().map_or(0, Vec::len);
     ensure(
-        delivered["Backend2xx"].as_u64() >= Some(1)
+        delivered["Delivered"].as_u64() >= Some(1)
+            && delivered["Backend2xx"].as_u64() >= Some(1)
             && latencies >= 1
             && ["Retried", "DeadLettered", "Dropped", "BackendNoAnswer"]
                 .iter()

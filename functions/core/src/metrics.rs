@@ -21,6 +21,7 @@ pub const MAX_VALUES: usize = 100;
 pub struct Document {
     dimensions: Vec<(&'static str, String)>,
     metrics: Vec<(&'static str, &'static str, Value)>,
+    properties: Vec<(&'static str, String)>,
 }
 
 impl Document {
@@ -29,7 +30,15 @@ impl Document {
         Self {
             dimensions: vec![("FunctionName", function_name.to_owned())],
             metrics: Vec::new(),
+            properties: Vec::new(),
         }
+    }
+
+    /// Also carries `name` = `value` as a plain member: not a metric nor a dimension, but
+    /// searchable in the logs (e.g. the `RequestId` that ties the document to its invocation).
+    pub fn property(mut self, name: &'static str, value: &str) -> Self {
+        self.properties.push((name, value.to_owned()));
+        self
     }
 
     /// Also publishes every metric under `FunctionName` + `name` = `value`.
@@ -80,7 +89,7 @@ impl Document {
                 }]
             }),
         );
-        for (name, value) in &self.dimensions {
+        for (name, value) in self.properties.iter().chain(&self.dimensions) {
             root.insert((*name).into(), json!(value));
         }
         for (name, _, value) in &self.metrics {
@@ -154,12 +163,11 @@ impl<'a, B> Measured<'a, B> {
         }
     }
 
-    /// The forwarder's documents for one invocation: the outcomes in `tally`, the attempts'
-    /// status classes, and their latencies (more documents when there are more than
-    /// [`MAX_VALUES`] of them).
-    pub fn documents(&self, function_name: &str, tally: &Tally) -> Vec<Document> {
+    /// The forwarder's documents for one invocation, each built on `base` (its dimensions and
+    /// properties): the outcomes in `tally`, the attempts' status classes, and their latencies
+    /// (more documents when there are more than [`MAX_VALUES`] of them).
+    pub fn documents(&self, base: Document, tally: &Tally) -> Vec<Document> {
         let attempts = self.attempts.lock().map(|a| a.clone()).unwrap_or_default();
-        let base = Document::new(function_name);
         let mut first = base
             .clone()
             .count("Received", tally.received)
@@ -225,6 +233,7 @@ mod tests {
     fn a_document_declares_every_metric_it_carries() {
         let doc = parse(
             &Document::new("orders-store")
+                .property("RequestId", "req-1")
                 .dimension("Reason", "malformed_json")
                 .count("Rejected", 1)
                 .milliseconds("Latency", &[Duration::from_micros(1500)]),
@@ -242,6 +251,10 @@ mod tests {
         );
         assert_eq!(doc["FunctionName"], "orders-store");
         assert_eq!(doc["Reason"], "malformed_json");
+        assert_eq!(
+            doc["RequestId"], "req-1",
+            "a property, neither metric nor dimension"
+        );
         assert_eq!(doc["Rejected"], 1);
         assert_eq!(doc["Latency"], json!([1.5]));
     }
@@ -276,7 +289,7 @@ mod tests {
             ..Tally::default()
         };
         let docs: Vec<Value> = measured
-            .documents("fwd", &tally)
+            .documents(Document::new("fwd").property("RequestId", "r-1"), &tally)
             .iter()
             .map(parse)
             .collect();
@@ -289,5 +302,6 @@ mod tests {
             .sum();
         assert_eq!(values, 250);
         assert!(docs[1].get("Delivered").is_none(), "counts appear once");
+        assert!(docs.iter().all(|d| d["RequestId"] == "r-1"), "{docs:?}");
     }
 }

@@ -10,7 +10,7 @@ use storeforward_control::AwsSwitch;
 use storeforward_core::batch::{Backend, Message, Outcome, Policy, Tally};
 use storeforward_core::breaker::{Breaker, Switch};
 use storeforward_core::envelope::Envelope;
-use storeforward_core::metrics::{Measured, emit};
+use storeforward_core::metrics::{Document, Measured, emit};
 use storeforward_core::poll::{Circuit, Limits, Source, on_batch, on_tickets, scheduled};
 use storeforward_sqs::{SqsSource, is_fifo};
 use tokio::time::Instant;
@@ -55,7 +55,9 @@ impl<B: Backend, W: Switch> Forwarder<B, W> {
                     .into(),
             );
         };
-        emit(&backend.documents(&event.context.env_config.function_name, &tally));
+        let base = Document::new(&event.context.env_config.function_name)
+            .property("RequestId", &event.context.request_id);
+        emit(&backend.documents(base, &tally));
         Ok(answer)
     }
 

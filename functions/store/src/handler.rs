@@ -46,8 +46,22 @@ impl Recorded {
     }
 }
 
-/// Handles one request. Every answer is JSON; nothing here panics or fails the invocation.
+/// The response header that names the request (API Gateway's request id, else the Lambda
+/// invocation's): the caller can quote it, and the request's metrics document carries it.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Handles one request. Every answer is JSON and names its request ([`REQUEST_ID`]); nothing
+/// here panics or fails the invocation.
 pub async fn handle<S: Storage>(app: &App<S>, req: Request) -> Response<Body> {
+    let id = request_id(&req);
+    let mut response = answer(app, req).await;
+    if let Some(value) = id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
+
+async fn answer<S: Storage>(app: &App<S>, req: Request) -> Response<Body> {
     let path = route_path(&req);
     if path.trim_end_matches('/') != app.order_path {
         return error(
@@ -317,6 +331,10 @@ mod tests {
         assert_eq!(
             json_body(&response),
             json!({"status": "accepted", "messageId": "m-1", "idempotencyKey": "order-o-1", "storage": "primary"})
+        );
+        assert_eq!(
+            response.headers()[REQUEST_ID],
+            "deef4878-7910-11e6-8f14-25afc3e9ae33"
         );
         let stored = app.primary.stored();
         assert_eq!(stored.len(), 1);

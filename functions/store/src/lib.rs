@@ -4,7 +4,7 @@ mod config;
 mod handler;
 
 pub use config::Config;
-pub use handler::{App, Recorded, handle};
+pub use handler::{App, REQUEST_ID, Recorded, handle};
 
 use lambda_http::{Error, Request, RequestExt, service_fn};
 use storeforward_core::metrics::emit;
@@ -31,7 +31,11 @@ pub async fn run(config: Config) -> Result<(), Error> {
             .unwrap_or_default();
         let response = handle(app, req).await;
         if let Some(recorded) = response.extensions().get::<Recorded>() {
-            emit(&[recorded.document(&function_name)]);
+            let mut document = recorded.document(&function_name);
+            if let Some(id) = response.headers().get(REQUEST_ID) {
+                document = document.property("RequestId", id.to_str().unwrap_or_default());
+            }
+            emit(&[document]);
         }
         Ok::<_, std::convert::Infallible>(response)
     }))
