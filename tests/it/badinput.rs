@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 
-use crate::support::{Answer, Outcome, StackKind, World, ensure, poll_until, unique};
+use crate::support::{Answer, Outcome, Stack, StackKind, World, ensure, poll_until, unique};
 
 const DELIVERY: Duration = Duration::from_secs(60);
 const ORDER_PATH: &str = "/orders/new-order";
@@ -290,15 +290,37 @@ fn corpus(run: &str) -> Vec<Case> {
     ]
 }
 
-pub async fn bad_input_gets_its_4xx_and_never_reaches_the_backend(w: &World) -> Outcome {
-    let stack = w.stack(StackKind::Standard)?;
-    let run = unique("bad-input");
+/// What the store answered to a run of the corpus.
+#[derive(Default)]
+struct Sent<'c> {
+    wrong: Vec<String>,
+    accepted: Vec<(String, &'c Case)>,
+    rejected: usize,
+    server_errors: usize,
+}
+
+impl Sent<'_> {
+    fn ensure_right(&self, of: usize) -> Outcome {
+        ensure(self.wrong.is_empty(), || {
+            format!(
+                "{} of {of} cases wrong:\n{}",
+                self.wrong.len(),
+                self.wrong.join("\n")
+            )
+        })
+    }
+}
+
+/// Sends each case to `stack`, checking its answer; `run` names the generated keys.
+async fn send<'c>(
+    w: &World,
+    stack: &Stack,
+    run: &str,
+    cases: impl Iterator<Item = (usize, &'c Case)>,
+) -> Sent<'c> {
     let api = stack.output("api_url");
-    let cases = corpus(&run);
-    let mut wrong = Vec::new();
-    let mut accepted = Vec::new();
-    let (mut rejected, mut server_errors) = (0, 0);
-    for (n, case) in cases.iter().enumerate() {
+    let mut sent = Sent::default();
+    for (n, case) in cases {
         let key = case.key.clone().unwrap_or_else(|| format!("{run}-{n}"));
         let mut headers = vec![("idempotency-key", key.as_str())];
         headers.extend(stack.key_header());
@@ -310,38 +332,39 @@ pub async fn bad_input_gets_its_4xx_and_never_reaches_the_backend(w: &World) -> 
             .await;
         let verdict = match (&answer, case.want) {
             (Ok(a), _) if a.status >= 500 => {
-                server_errors += 1;
+                sent.server_errors += 1;
                 Err(format!("{} {}", a.status, a.json))
             }
             (Ok(a), Want::Accepted) if a.status == 202 => {
-                accepted.push((key, case));
+                sent.accepted.push((key, case));
                 Ok(())
             }
             (Ok(a), Want::Rejected(status, code)) => {
-                rejected += 1;
+                sent.rejected += 1;
                 check_rejection(a, case.method == Method::HEAD, status, code)
             }
             (Ok(a), want) => Err(format!("{want:?}, got {} {}", a.status, a.json)),
             (Err(e), _) => Err(e.clone()),
         };
         if let Err(e) = verdict {
-            wrong.push(format!(
+            sent.wrong.push(format!(
                 "{} ({} {}): {e}",
                 case.what, case.method, case.path
             ));
         }
     }
-    ensure(wrong.is_empty(), || {
-        format!(
-            "{} of {} cases wrong:\n{}",
-            wrong.len(),
-            cases.len(),
-            wrong.join("\n")
-        )
-    })?;
+    sent
+}
+
+pub async fn bad_input_gets_its_4xx_and_never_reaches_the_backend(w: &World) -> Outcome {
+    let stack = w.stack(StackKind::Standard)?;
+    let run = unique("bad-input");
+    let cases = corpus(&run);
+    let sent = send(w, stack, &run, cases.iter().enumerate()).await;
+    sent.ensure_right(cases.len())?;
 
     // The accepted ones arrive byte-identical; by then any rejected one would have arrived too.
-    for (key, case) in &accepted {
+    for (key, case) in &sent.accepted {
         let delivered = poll_until(case.what, DELIVERY, || async {
             w.receiver.deliveries(key).into_iter().next()
         })
@@ -350,7 +373,7 @@ pub async fn bad_input_gets_its_4xx_and_never_reaches_the_backend(w: &World) -> 
             format!("{}: body changed in transit", case.what)
         })?;
     }
-    let accepted_keys: Vec<&str> = accepted.iter().map(|(k, _)| k.as_str()).collect();
+    let accepted_keys: Vec<&str> = sent.accepted.iter().map(|(k, _)| k.as_str()).collect();
     let leaked = w.receiver.filtered(|d| {
         (d.body.contains(&run) || d.idempotency_key.starts_with(&run))
             && !accepted_keys.contains(&d.idempotency_key.as_str())
@@ -358,10 +381,31 @@ pub async fn bad_input_gets_its_4xx_and_never_reaches_the_backend(w: &World) -> 
     ensure(leaked.is_empty(), || {
         format!("rejected requests reached the backend: {leaked:?}")
     })?;
+
+    // And at the queues, without waiting for anything: the rejected cases again, on the
+    // scheduled stack, whose queues nothing else consumes while this suite holds them.
+    let quiet = w.stack(StackKind::Scheduled)?;
+    let _alone = w.exclusive(StackKind::Scheduled).await;
+    let rejected_only: Vec<(usize, &Case)> = cases
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.want != Want::Accepted)
+        .collect();
+    let again = send(w, quiet, &format!("{run}-q"), rejected_only.iter().copied()).await;
+    again.ensure_right(rejected_only.len())?;
+    for queue in [
+        quiet.output("failover_queue_url"),
+        quiet.output("queue_url"),
+    ] {
+        w.ensure_empty("a queue after rejected requests", queue)
+            .await?;
+    }
     eprintln!(
-        "bad input: {} requests, {rejected} rejected with their 4xx, {} legitimate variants accepted and delivered, {server_errors} 5xx",
+        "bad input: {} requests, {} rejected with their 4xx (and again with empty queues), {} legitimate variants accepted and delivered, {} 5xx",
         cases.len(),
-        accepted.len()
+        sent.rejected,
+        sent.accepted.len(),
+        sent.server_errors
     );
     Ok(())
 }

@@ -122,11 +122,7 @@ async fn dead_letter_of(
     let accepted_at = std::time::Instant::now();
     let dlq = stack.output("dlq_url");
     let dead = poll_until("the order in the DLQ", within, || async {
-        w.peek(dlq)
-            .await
-            .ok()?
-            .into_iter()
-            .find(|m| attribute(m, "IdempotencyKey") == Some(key.as_str()))
+        w.take(dlq, &key).await.ok().flatten()
     })
     .await?;
     eprintln!(

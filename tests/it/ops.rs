@@ -17,6 +17,12 @@ const SIGNING_PARAMETER: &str = "/sfit-ops/signing-secret";
 /// How long a dead letter may take to arrive: three failed attempts on the retry schedule, then
 /// the redrive policy's move (about 6 s measured).
 const TO_DLQ: Duration = Duration::from_secs(90);
+/// How long the DLQ alarm may take to go off: LocalStack publishes the queue metrics every 10 s
+/// and evaluates the alarm every period (10 s in tests/stacks/ops.tfvars), so about 20 s; the
+/// rest is margin for a loaded machine.
+const TO_ALARM: Duration = Duration::from_secs(90);
+/// Dead letters in the slow redrive that a second redrive must find running.
+const SLOW_REDRIVE: u64 = 10;
 
 struct Output {
     ok: bool,
@@ -126,17 +132,13 @@ pub async fn sfctl_shows_peeks_redrives_and_purges_real_dead_letters(w: &World) 
     let permanent = post(w, stack, &run_id, "fail-first:1:422").await?;
     let exhausted = post(w, stack, &run_id, "fail-first:3").await?;
     wait_for_dead_letters(2).await?;
-    poll_until(
-        "the DLQ alarm in ALARM",
-        Duration::from_secs(90),
-        || async {
-            let lines = json_lines(&sfctl_ok(STACK, &["status", "--json"]).await.ok()?).ok()?;
-            lines
-                .iter()
-                .any(|l| l["alarm"] == "sfit-ops-dlq-not-empty" && l["state"] == "ALARM")
-                .then_some(())
-        },
-    )
+    poll_until("the DLQ alarm in ALARM", TO_ALARM, || async {
+        let lines = json_lines(&sfctl_ok(STACK, &["status", "--json"]).await.ok()?).ok()?;
+        lines
+            .iter()
+            .any(|l| l["alarm"] == "sfit-ops-dlq-not-empty" && l["state"] == "ALARM")
+            .then_some(())
+    })
     .await?;
 
     let table = sfctl_ok(STACK, &["status"]).await?;
@@ -193,11 +195,13 @@ pub async fn sfctl_shows_peeks_redrives_and_purges_real_dead_letters(w: &World) 
     }
     wait_for_dead_letters(0).await?;
 
-    // Three orders that are always rejected: a slow redrive of them blocks a second one.
-    for _ in 0..3 {
+    // Orders that are always rejected: a slow redrive of them blocks a second one. At one
+    // message a second the first runs for SLOW_REDRIVE seconds; the second starts as soon as
+    // the first has returned (about 0.1 s later), so the race has some 9 s of margin.
+    for _ in 0..SLOW_REDRIVE {
         post(w, stack, &run_id, "status:422").await?;
     }
-    wait_for_dead_letters(3).await?;
+    wait_for_dead_letters(SLOW_REDRIVE).await?;
     sfctl_ok(STACK, &["dlq", "redrive", "--rate", "1", "--no-wait"]).await?;
     let second = sfctl(STACK, &["dlq", "redrive"]).await?;
     ensure(
@@ -214,7 +218,7 @@ pub async fn sfctl_shows_peeks_redrives_and_purges_real_dead_letters(w: &World) 
         format!("cancel did not say so:\n{cancelled}")
     })?;
     // Whatever was moved fails again and comes back.
-    wait_for_dead_letters(3).await?;
+    wait_for_dead_letters(SLOW_REDRIVE).await?;
 
     let refused = sfctl(STACK, &["dlq", "purge"]).await?;
     ensure(!refused.ok && refused.stderr.contains("--yes"), || {
@@ -223,7 +227,7 @@ pub async fn sfctl_shows_peeks_redrives_and_purges_real_dead_letters(w: &World) 
             refused.stdout, refused.stderr
         )
     })?;
-    ensure(dead_letters().await == Some(3), || {
+    ensure(dead_letters().await == Some(SLOW_REDRIVE), || {
         "a refused purge deleted dead letters".into()
     })?;
     sfctl_ok(STACK, &["dlq", "purge", "--yes"]).await?;

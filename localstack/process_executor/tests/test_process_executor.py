@@ -154,20 +154,22 @@ def test_missing_bootstrap_is_reported(lambda_client, make_function):
 
 def test_concurrent_invocations_run_in_parallel(lambda_client, make_function):
     name = make_function()
-    started = time.monotonic()
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(
             pool.map(
-                lambda i: invoke(lambda_client, name, {"action": "sleep", "seconds": 1, "i": i}), range(4)
+                lambda i: invoke(lambda_client, name, {"action": "sleep", "seconds": 3, "i": i}), range(4)
             )
         )
-    elapsed = time.monotonic() - started
     for response, payload, _ in results:
         assert "FunctionError" not in response, payload
     assert sorted(payload["echo"]["i"] for _, payload, _ in results) == [0, 1, 2, 3]
     # four execution environments, four processes, side by side
     assert len({payload["pid"] for _, payload, _ in results}) == 4
-    assert elapsed < 3.5, f"4 parallel 1 s invocations took {elapsed:.2f}s"
+    # and their 3 s sleeps overlapped: a moment when all four were sleeping, however long the
+    # four cold starts took on a loaded machine (which a wall-clock bound would measure instead),
+    # as long as they all started within 3 s of each other
+    slept = [payload["slept"] for _, payload, _ in results]
+    assert max(start for start, _ in slept) < min(end for _, end in slept), slept
 
 
 def test_output_reaches_cloudwatch_logs(aws, lambda_client, make_function):

@@ -180,6 +180,8 @@ pub struct World {
     pub http: reqwest::Client,
     pub sqs: aws_sdk_sqs::Client,
     stacks: HashMap<StackKind, OnceLock<Result<Stack, String>>>,
+    /// Held by a suite that needs a stack's queues to itself (see [`World::exclusive`]).
+    exclusive: HashMap<StackKind, tokio::sync::Mutex<()>>,
 }
 
 impl World {
@@ -223,6 +225,10 @@ impl World {
             .into_iter()
             .map(|k| (k, OnceLock::new()))
             .collect();
+        let exclusive = StackKind::ALL
+            .into_iter()
+            .map(|k| (k, tokio::sync::Mutex::default()))
+            .collect();
         Ok(Self {
             receiver,
             gates,
@@ -233,6 +239,7 @@ impl World {
                 .map_err(|e| e.to_string())?,
             sqs: aws_sdk_sqs::Client::from_conf(config),
             stacks,
+            exclusive,
         })
     }
 
@@ -242,6 +249,12 @@ impl World {
             .get_or_init(|| Stack::apply(kind))
             .as_ref()
             .map_err(|e| format!("stack {kind:?} could not be applied: {e}"))
+    }
+
+    /// The stack's queues to this suite alone while the guard lives: for checks of what they
+    /// hold, on a stack with no consumer of its own (the scheduled stack, its rule disabled).
+    pub async fn exclusive(&self, kind: StackKind) -> tokio::sync::MutexGuard<'_, ()> {
+        self.exclusive[&kind].lock().await
     }
 
     /// The gate in front of the backend for one of the breaker's stacks.
@@ -299,10 +312,11 @@ impl World {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
-        let (retry_after, allow, content_type) = (
+        let (retry_after, allow, content_type, request_id) = (
             header("retry-after"),
             header("allow"),
             header("content-type"),
+            header("x-request-id"),
         );
         let text = response.text().await.map_err(|e| e.to_string())?;
         let json = if head && text.is_empty() {
@@ -316,6 +330,7 @@ impl World {
             retry_after,
             allow,
             content_type,
+            request_id,
             json,
         })
     }
@@ -451,6 +466,47 @@ impl World {
         })
     }
 
+    /// Takes the message with `idempotency_key` out of `queue_url` (a DLQ shared by suites):
+    /// pages through every visible message, each hidden for a few seconds once looked at, and
+    /// deletes and returns the one it is after, with its attributes and receive count.
+    pub async fn take(
+        &self,
+        queue_url: &str,
+        idempotency_key: &str,
+    ) -> Result<Option<aws_sdk_sqs::types::Message>, String> {
+        loop {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(3)
+                .wait_time_seconds(0)
+                .message_attribute_names("All")
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send()
+                .await
+                .map_err(|e| format!("receive from {queue_url}: {e:?}"))?;
+            let messages = out.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return Ok(None);
+            }
+            if let Some(m) = messages
+                .into_iter()
+                .find(|m| attribute(m, "IdempotencyKey") == Some(idempotency_key))
+            {
+                self.sqs
+                    .delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .send()
+                    .await
+                    .map_err(|e| format!("delete from {queue_url}: {e:?}"))?;
+                return Ok(Some(m));
+            }
+        }
+    }
+
     /// Receives and deletes everything in `queue_url` until a receive comes back empty.
     pub async fn drain(&self, queue_url: &str) -> Result<Vec<aws_sdk_sqs::types::Message>, String> {
         let mut drained = Vec::new();
@@ -491,28 +547,43 @@ impl World {
         body: &str,
         idempotency_key: &str,
     ) -> Result<(), String> {
+        self.enqueue_all(queue_url, &[(body.to_owned(), idempotency_key.to_owned())])
+            .await
+    }
+
+    /// Sends up to ten `(body, idempotency key)` messages in one `SendMessageBatch`, so that
+    /// they become visible together.
+    pub async fn enqueue_all(
+        &self,
+        queue_url: &str,
+        messages: &[(String, String)],
+    ) -> Result<(), String> {
+        use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
         let attr = |v: &str| {
             MessageAttributeValue::builder()
                 .data_type("String")
                 .string_value(v)
                 .build()
+                .map_err(|e| e.to_string())
         };
-        self.sqs
-            .send_message()
-            .queue_url(queue_url)
-            .message_body(body)
-            .message_attributes(
-                "ContentType",
-                attr("application/json").map_err(|e| e.to_string())?,
-            )
-            .message_attributes(
-                "IdempotencyKey",
-                attr(idempotency_key).map_err(|e| e.to_string())?,
-            )
+        let mut batch = self.sqs.send_message_batch().queue_url(queue_url);
+        for (n, (body, key)) in messages.iter().enumerate() {
+            let entry = SendMessageBatchRequestEntry::builder()
+                .id(n.to_string())
+                .message_body(body)
+                .message_attributes("ContentType", attr("application/json")?)
+                .message_attributes("IdempotencyKey", attr(key)?)
+                .build()
+                .map_err(|e| e.to_string())?;
+            batch = batch.entries(entry);
+        }
+        let out = batch
             .send()
             .await
-            .map(|_| ())
-            .map_err(|e| format!("send to {queue_url}: {e:?}"))
+            .map_err(|e| format!("send to {queue_url}: {e:?}"))?;
+        ensure(out.failed.is_empty(), || {
+            format!("send to {queue_url}: {:?}", out.failed)
+        })
     }
 
     /// Calls a LocalStack JSON API (`X-Amz-Target`) or REST path, as the AWS CLI would.
@@ -608,6 +679,8 @@ pub struct Answer {
     pub retry_after: Option<String>,
     pub allow: Option<String>,
     pub content_type: Option<String>,
+    /// The store's `x-request-id`: API Gateway's id for the request.
+    pub request_id: Option<String>,
     pub json: Value,
 }
 

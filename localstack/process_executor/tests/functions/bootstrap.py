@@ -135,8 +135,11 @@ while True:
         result = {"batchItemFailures": handle_sqs_batch(event["Records"])}
     else:
         action = event.get("action", "echo")
+        slept = None
         if action == "sleep":
+            slept = [time.time()]
             time.sleep(float(event["seconds"]))
+            slept.append(time.time())
         elif action == "exit":
             sys.exit(int(event.get("code", 1)))
         elif action == "error":
@@ -151,6 +154,7 @@ while True:
             continue
         result = {
             "echo": event,
+            "slept": slept,
             "pid": os.getpid(),
             "request_id": request_id,
             "deadline_ms": int(deadline_ms),
