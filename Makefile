@@ -17,7 +17,7 @@ LOCAL_ARCH := $(shell uname -m | sed -e 's/aarch64/arm64/' -e 's/x86_64/x86-64/'
 TF_MIRROR := $(wildcard /opt/tf-plugins)
 TF_INIT_ARGS := $(if $(TF_MIRROR),-plugin-dir=$(TF_MIRROR))
 
-.PHONY: help local build build-local test lint unit infra-check localstack-test integration schemathesis bench clean
+.PHONY: help local build build-local test lint release-check unit infra-check localstack-test integration schemathesis bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -46,11 +46,15 @@ build: $(CARGO_LAMBDA) ## Build target/lambda/{store,forwarder}/bootstrap.zip fo
 build-local: $(CARGO_LAMBDA) ## Build the functions for this machine into target/lambda-local/
 	$(TOOLS_PATH) cargo lambda build --release --$(LOCAL_ARCH) --output-format zip --lambda-dir target/lambda-local --bin store --bin forwarder --features forwarder/fault-injection
 
-test: lint unit infra-check localstack-test integration ## Every test: lints, unit, Terraform, the LocalStack executor, integration
+test: lint release-check unit infra-check localstack-test integration ## Every test: lints, release features, unit, Terraform, the LocalStack executor, integration
 
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+
+# What `make build` ships resolves no test-only feature (the forwarder's fault-injection hook).
+release-check:
+	scripts/check-release-features
 
 unit:
 	cargo test --workspace --exclude integration-tests --locked
