@@ -84,11 +84,67 @@ resource "aws_cloudwatch_metric_alarm" "this" {
   ok_actions          = local.alarm_actions
 }
 
+################################################################################
+# Alarm topic, and the key it is encrypted with
+################################################################################
+
+locals {
+  create_alarm_topic = var.alarms_enabled && var.alarm_notifications && var.alarm_topic_arn == null
+
+  account_arn = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"
+  # This stack's alarms: the only ones whose notifications the key may encrypt.
+  alarm_arn_pattern = "arn:${data.aws_partition.current.partition}:cloudwatch:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:alarm:${var.name_prefix}-*"
+
+  # CloudWatch publishes to an encrypted topic only when the key's policy lets it generate and
+  # decrypt data keys; the AWS-managed alias/aws/sns cannot be given that, so notifications to a
+  # topic under it are dropped. The account keeps the key's administration (IAM policies decide).
+  alarm_key_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "AccountAdministers"
+        Effect    = "Allow"
+        Principal = { AWS = local.account_arn }
+        Action    = "kms:*"
+        Resource  = "*"
+      },
+      {
+        Sid       = "CloudWatchAlarmsPublish"
+        Effect    = "Allow"
+        Principal = { Service = "cloudwatch.amazonaws.com" }
+        Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
+        Resource  = "*"
+        Condition = {
+          StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current.account_id }
+          ArnLike      = { "aws:SourceArn" = local.alarm_arn_pattern }
+        }
+      },
+    ]
+  })
+}
+
+# Only when no kms_key_arn is given: that key's policy must then admit CloudWatch (README).
+resource "aws_kms_key" "alarms" {
+  count = local.create_alarm_topic && var.kms_key_arn == null ? 1 : 0
+
+  description             = "Encrypts the ${var.name_prefix}-alarms topic; CloudWatch alarms ${var.name_prefix}-* may use it"
+  enable_key_rotation     = true
+  deletion_window_in_days = 7
+  policy                  = local.alarm_key_policy
+}
+
+resource "aws_kms_alias" "alarms" {
+  count = length(aws_kms_key.alarms)
+
+  name          = "alias/${var.name_prefix}-alarms"
+  target_key_id = aws_kms_key.alarms[0].key_id
+}
+
 resource "aws_sns_topic" "alarms" {
-  count = var.alarms_enabled && var.alarm_notifications && var.alarm_topic_arn == null ? 1 : 0
+  count = local.create_alarm_topic ? 1 : 0
 
   name              = "${var.name_prefix}-alarms"
-  kms_master_key_id = var.kms_key_arn == null ? "alias/aws/sns" : var.kms_key_arn
+  kms_master_key_id = coalesce(var.kms_key_arn, one(aws_kms_key.alarms[*].arn))
 }
 
 resource "aws_sns_topic_subscription" "alarm_emails" {

@@ -135,6 +135,63 @@ run "alarm_topic_and_kms" {
     condition     = alltrue([for q in [aws_sqs_queue.orders, aws_sqs_queue.dlq, aws_sqs_queue.failover[0]] : q.kms_master_key_id == var.kms_key_arn]) && aws_sns_topic.alarms[0].kms_master_key_id == var.kms_key_arn
     error_message = "A KMS key must encrypt every queue (instead of SSE-SQS) and the alarm topic."
   }
+
+  assert {
+    condition     = length(aws_kms_key.alarms) == 0
+    error_message = "With kms_key_arn the alarm topic uses that key (whose policy must admit CloudWatch) and no key is created."
+  }
+}
+
+run "alarm_topic_with_its_own_key" {
+  command = plan
+
+  variables {
+    alarm_notifications = true
+  }
+
+  override_resource {
+    target          = aws_kms_key.alarms
+    override_during = plan
+    values          = { arn = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555" }
+  }
+
+  override_resource {
+    target          = aws_sns_topic.alarms
+    override_during = plan
+    values          = { arn = "arn:aws:sns:us-east-1:123456789012:storeforward-alarms" }
+  }
+
+  # CloudWatch cannot publish to a topic under alias/aws/sns: the topic gets a key whose policy
+  # lets this stack's alarms generate and decrypt data keys.
+  assert {
+    condition     = aws_sns_topic.alarms[0].kms_master_key_id == "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555" && aws_kms_key.alarms[0].enable_key_rotation && aws_kms_alias.alarms[0].name == "alias/storeforward-alarms"
+    error_message = "Without kms_key_arn the alarm topic must be encrypted with a key of its own (rotated, aliased), not alias/aws/sns."
+  }
+
+  assert {
+    condition = one([for st in jsondecode(aws_kms_key.alarms[0].policy).Statement : st if st.Principal == { Service = "cloudwatch.amazonaws.com" }]) == {
+      Sid       = "CloudWatchAlarmsPublish"
+      Effect    = "Allow"
+      Principal = { Service = "cloudwatch.amazonaws.com" }
+      Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
+      Resource  = "*"
+      Condition = {
+        StringEquals = { "aws:SourceAccount" = "123456789012" }
+        ArnLike      = { "aws:SourceArn" = "arn:aws:cloudwatch:us-east-1:123456789012:alarm:storeforward-*" }
+      }
+    }
+    error_message = "The key policy must let CloudWatch (this account's storeforward-* alarms only) use kms:Decrypt and kms:GenerateDataKey*."
+  }
+
+  assert {
+    condition     = contains([for st in jsondecode(aws_kms_key.alarms[0].policy).Statement : st.Principal], { AWS = "arn:aws:iam::123456789012:root" })
+    error_message = "The account must keep the key's administration, or the key policy locks everyone out."
+  }
+
+  assert {
+    condition     = alltrue([for a in aws_cloudwatch_metric_alarm.this : startswith(a.alarm_name, "storeforward-") && a.alarm_actions == toset(["arn:aws:sns:us-east-1:123456789012:storeforward-alarms"])])
+    error_message = "Every alarm must notify the topic and match the key policy's alarm name pattern."
+  }
 }
 
 run "alarms_off" {
