@@ -1,5 +1,6 @@
 ################################################################################
-# Alarms: dead letters, a backlog that ages, delivery paused, forwarder errors and throttles
+# Alarms: dead letters, a backlog that ages, delivery paused, errors and throttles of both
+# functions, 5XX answers of the API
 ################################################################################
 
 locals {
@@ -61,7 +62,34 @@ locals {
       statistic   = "Sum"
       threshold   = 0
       periods     = 1
-      description = "Lambda throttled the forwarder: raise its concurrency or lower maximum_concurrency."
+      description = "Lambda throttled the forwarder (the account's concurrency is used up, or forwarder_reserved_concurrency is below what the mappings invoke); throttled batches come back and count towards the redrive."
+    }
+    store-errors = {
+      namespace   = "AWS/Lambda"
+      metric      = "Errors"
+      dimensions  = { FunctionName = aws_lambda_function.store.function_name }
+      statistic   = "Sum"
+      threshold   = 0
+      periods     = 1
+      description = "The store failed whole invocations (crashed or timed out; its log group says why): those callers got a 5XX instead of 202."
+    }
+    store-throttles = {
+      namespace   = "AWS/Lambda"
+      metric      = "Throttles"
+      dimensions  = { FunctionName = aws_lambda_function.store.function_name }
+      statistic   = "Sum"
+      threshold   = 0
+      periods     = 1
+      description = "Lambda throttled the store, so orders were refused: the account's concurrency is used up (lower maximum_concurrency, reserve store_reserved_concurrency, or raise the account's limit) or store_reserved_concurrency is reached."
+    }
+    api-5xx = {
+      namespace   = "AWS/ApiGateway"
+      metric      = "5XXError"
+      dimensions  = { ApiName = aws_api_gateway_rest_api.this.name, Stage = aws_api_gateway_stage.this.stage_name }
+      statistic   = "Sum"
+      threshold   = 0
+      periods     = 1
+      description = "The API answered callers with 5XX: the store could not store (503), failed, timed out or could not be invoked. The store's alarms and log group say which."
     }
   }) : {}
 }

@@ -70,7 +70,7 @@ resource "aws_lambda_function" "store" {
   # checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile of the user's; the zips come from `make build` (cargo lambda)
   # checkov:skip=CKV_AWS_117:Reaches SQS and the backend over their public endpoints; no VPC resource to reach. Deploy into a VPC (with an SQS endpoint) if the backend is private
   # checkov:skip=CKV_AWS_116:Invoked synchronously (API Gateway, the event source mapping) or by the schedule, whose missed poll loses nothing; orders that fail go to the SQS dead-letter queue
-  # checkov:skip=CKV_AWS_115:Reserved concurrency would throttle orders at the API; the forwarder's load is bounded by maximum_concurrency (event source mapping) or max_rps (schedule)
+  # checkov:skip=CKV_AWS_115:store_reserved_concurrency, null by default: a reservation needs an account limit of 100 + the reservation, above the 10 of new accounts, so the first apply would fail. The store keeps what the forwarder leaves, which its mappings' maximum_concurrency (5 each, 2 for the probe) bounds by default
   # checkov:skip=CKV_AWS_173:The environment holds no secret (the signing secret comes from SSM or Secrets Manager through SIGNING_SECRET_ARN); Lambda encrypts it at rest, with kms_key_arn when one is given
   function_name = local.store_function_name
   description   = "Accepts POST ${local.order_path} and stores the order in SQS before answering 202"
@@ -83,6 +83,8 @@ resource "aws_lambda_function" "store" {
   architectures    = [var.architecture]
   memory_size      = var.store_memory_size
   timeout          = var.store_timeout
+
+  reserved_concurrent_executions = var.store_reserved_concurrency
 
   kms_key_arn = var.kms_key_arn
 
@@ -123,7 +125,7 @@ resource "aws_lambda_function" "forwarder" {
   # checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile of the user's; the zips come from `make build` (cargo lambda)
   # checkov:skip=CKV_AWS_117:Reaches SQS and the backend over their public endpoints; no VPC resource to reach. Deploy into a VPC (with an SQS endpoint) if the backend is private
   # checkov:skip=CKV_AWS_116:Invoked synchronously (API Gateway, the event source mapping) or by the schedule, whose missed poll loses nothing; orders that fail go to the SQS dead-letter queue
-  # checkov:skip=CKV_AWS_115:Reserved concurrency would throttle orders at the API; the forwarder's load is bounded by maximum_concurrency (event source mapping) or max_rps (schedule)
+  # checkov:skip=CKV_AWS_115:forwarder_reserved_concurrency, null by default (a reservation needs an account limit of 100 + the reservation, above the 10 of new accounts). The default bound is the event source mappings' maximum_concurrency (5 each, 2 for the probe) with trigger = sqs, one poll per tick with schedule
   # checkov:skip=CKV_AWS_173:The environment holds no secret (the signing secret comes from SSM or Secrets Manager through SIGNING_SECRET_ARN); Lambda encrypts it at rest, with kms_key_arn when one is given
   function_name = local.forwarder_function_name
   description   = "Delivers stored orders to the backend, retrying on a schedule and dead-lettering what cannot succeed"
@@ -136,6 +138,8 @@ resource "aws_lambda_function" "forwarder" {
   architectures    = [var.architecture]
   memory_size      = var.forwarder_memory_size
   timeout          = var.forwarder_timeout
+
+  reserved_concurrent_executions = var.forwarder_reserved_concurrency
 
   kms_key_arn = var.kms_key_arn
 
@@ -174,6 +178,13 @@ resource "aws_lambda_function" "forwarder" {
     precondition {
       condition     = var.signing_secret == null || var.signing_secret_arn == null
       error_message = "Give signing_secret or signing_secret_arn, not both."
+    }
+
+    precondition {
+      # Lambda throttles what the mappings invoke beyond the reservation; throttled batches go
+      # back to the queue and use up their messages' receives.
+      condition     = var.forwarder_reserved_concurrency == null || var.trigger != "sqs" || try(var.forwarder_reserved_concurrency >= local.esm_concurrency_total, false)
+      error_message = "forwarder_reserved_concurrency (${coalesce(var.forwarder_reserved_concurrency, 0)}) must be at least what the event source mappings may invoke together (${local.esm_concurrency_total == null ? "unbounded: set maximum_concurrency" : local.esm_concurrency_total}: maximum_concurrency for the orders and the failover queue, 2 for the probe queue). Lambda throttles the rest, and throttled batches go back to the queue and use up their receives."
     }
   }
 }

@@ -5,6 +5,17 @@ locals {
     { for i, arn in local.source_queue_arns : (i == 0 ? "orders" : "failover") => arn },
     { for arn in aws_sqs_queue.probe[*].arn : "probe" => arn },
   ) : {}
+
+  # Each mapping's maximum concurrency: the probe queue holds a ticket or two during an outage,
+  # so it takes the least Lambda allows.
+  esm_maximum_concurrency = {
+    for name in keys(local.event_source_queue_arns) : name => name == "probe" ? 2 : var.maximum_concurrency
+  }
+
+  # What the mappings may use together (null: unbounded).
+  esm_concurrency_total = (
+    anytrue([for c in values(local.esm_maximum_concurrency) : c == null]) ? null : sum(concat([0], values(local.esm_maximum_concurrency)))
+  )
 }
 
 ################################################################################
@@ -24,7 +35,7 @@ resource "aws_lambda_event_source_mapping" "this" {
   function_response_types            = ["ReportBatchItemFailures"]
 
   dynamic "scaling_config" {
-    for_each = var.maximum_concurrency == null ? [] : [var.maximum_concurrency]
+    for_each = local.esm_maximum_concurrency[each.key] == null ? [] : [local.esm_maximum_concurrency[each.key]]
 
     content {
       maximum_concurrency = scaling_config.value

@@ -171,6 +171,17 @@ variable "retry_after_seconds" {
   }
 }
 
+variable "store_reserved_concurrency" {
+  description = "Concurrency reserved for the store: it then always has this much, whatever the forwarder or other functions use, and never more. `null` = none reserved (it shares the account's unreserved pool). Lambda keeps at least 100 of the account's limit unreserved, so this needs a limit of at least 100 + this + other reservations: new accounts start lower (e.g. 10) and the apply then fails"
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.store_reserved_concurrency == null || try(var.store_reserved_concurrency >= 1 && floor(var.store_reserved_concurrency) == var.store_reserved_concurrency, false)
+    error_message = "store_reserved_concurrency must be a whole number, at least 1 (0 would refuse every order), or null."
+  }
+}
+
 variable "store_environment" {
   description = "Extra environment variables of the store function, merged last (overrides the ones set from variables), e.g. `{ AWS_ENDPOINT_URL = \"http://127.0.0.1:4566\" }`"
   type        = map(string)
@@ -380,6 +391,17 @@ variable "max_rps" {
   }
 }
 
+variable "forwarder_reserved_concurrency" {
+  description = "Concurrency reserved for the forwarder, also its hard cap (both triggers). `null` = none reserved: the event source mappings' maximum_concurrency (or, with schedule, one poll per tick) bounds it. With trigger = sqs it must be at least what the mappings may use together. Needs an account concurrency limit of at least 100 + this + other reservations"
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.forwarder_reserved_concurrency == null || try(var.forwarder_reserved_concurrency >= 1 && floor(var.forwarder_reserved_concurrency) == var.forwarder_reserved_concurrency, false)
+    error_message = "forwarder_reserved_concurrency must be a whole number, at least 1 (0 would stop delivery; use trigger_enabled or `sfctl pause`), or null."
+  }
+}
+
 variable "forwarder_environment" {
   description = "Extra environment variables of the forwarder function, merged last (overrides the ones set from variables), e.g. `{ AWS_ENDPOINT_URL = \"http://127.0.0.1:4566\" }`"
   type        = map(string)
@@ -533,9 +555,9 @@ variable "maximum_batching_window_in_seconds" {
 }
 
 variable "maximum_concurrency" {
-  description = "trigger = sqs: concurrent forwarder invocations per event source mapping at most, 2-1000 (`null` = no limit). Bounds the load on the backend"
+  description = "trigger = sqs: concurrent forwarder invocations of the orders (and of the failover) queue's event source mapping at most, 2-1000; the probe queue's mapping takes 2. Bounds the load on the backend and what the forwarder takes of the account's concurrency when a backlog drains, so that the store keeps the rest. `null` = no limit: a backlog may then take the whole account's concurrency and the store is throttled, refusing orders"
   type        = number
-  default     = null
+  default     = 5
 
   validation {
     condition     = var.maximum_concurrency == null || try(var.maximum_concurrency >= 2 && var.maximum_concurrency <= 1000 && floor(var.maximum_concurrency) == var.maximum_concurrency, false)
@@ -662,7 +684,7 @@ variable "api_throttling_burst_limit" {
 ################################################################################
 
 variable "alarms_enabled" {
-  description = "Create the CloudWatch alarms: DLQ not empty, age of the oldest order, forwarder errors and throttles"
+  description = "Create the CloudWatch alarms: DLQ not empty, age of the oldest order, delivery paused, forwarder and store errors and throttles, API 5XX answers"
   type        = bool
   default     = true
 }

@@ -91,8 +91,18 @@ run "alarms_by_default" {
   command = plan
 
   assert {
-    condition     = toset(keys(aws_cloudwatch_metric_alarm.this)) == toset(["dlq-not-empty", "orders-oldest-message", "delivery-paused", "forwarder-errors", "forwarder-throttles"])
-    error_message = "The default stack must alarm on dead letters, the age of the oldest order, delivery paused, forwarder errors and throttles."
+    condition     = toset(keys(aws_cloudwatch_metric_alarm.this)) == toset(["dlq-not-empty", "orders-oldest-message", "delivery-paused", "forwarder-errors", "forwarder-throttles", "store-errors", "store-throttles", "api-5xx"])
+    error_message = "The default stack must alarm on dead letters, the age of the oldest order, delivery paused, errors and throttles of both functions, and the API's 5XX answers."
+  }
+
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.this["store-throttles"].namespace == "AWS/Lambda" && aws_cloudwatch_metric_alarm.this["store-throttles"].metric_name == "Throttles" && aws_cloudwatch_metric_alarm.this["store-throttles"].dimensions == tomap({ FunctionName = "storeforward-store" }) && aws_cloudwatch_metric_alarm.this["store-errors"].metric_name == "Errors" && aws_cloudwatch_metric_alarm.this["store-errors"].dimensions == tomap({ FunctionName = "storeforward-store" })
+    error_message = "The store's errors and throttles must be watched: a throttled store refuses orders."
+  }
+
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.this["api-5xx"].namespace == "AWS/ApiGateway" && aws_cloudwatch_metric_alarm.this["api-5xx"].metric_name == "5XXError" && aws_cloudwatch_metric_alarm.this["api-5xx"].dimensions == tomap({ ApiName = "storeforward-api", Stage = "v1" }) && aws_cloudwatch_metric_alarm.this["api-5xx"].statistic == "Sum" && aws_cloudwatch_metric_alarm.this["api-5xx"].threshold == 0
+    error_message = "The API's 5XX answers must be watched (ApiName and Stage of this stack)."
   }
 
   assert {
@@ -303,13 +313,93 @@ run "sqs_with_failover" {
 
   variables {
     enable_failover_queue = true
-    maximum_concurrency   = 5
+    maximum_concurrency   = 7
   }
 
   assert {
-    condition     = length(aws_lambda_event_source_mapping.this) == 3 && aws_lambda_event_source_mapping.this["failover"].scaling_config[0].maximum_concurrency == 5
-    error_message = "The failover queue must get its own event source mapping."
+    condition     = length(aws_lambda_event_source_mapping.this) == 3 && aws_lambda_event_source_mapping.this["failover"].scaling_config[0].maximum_concurrency == 7 && aws_lambda_event_source_mapping.this["orders"].scaling_config[0].maximum_concurrency == 7
+    error_message = "The failover queue must get its own event source mapping, bounded like the orders queue's."
   }
+}
+
+################################################################################
+# Concurrency: the forwarder is bounded, so that a draining backlog leaves the store its share
+################################################################################
+
+run "concurrency_by_default" {
+  command = plan
+
+  assert {
+    condition     = aws_lambda_event_source_mapping.this["orders"].scaling_config[0].maximum_concurrency == 5 && aws_lambda_event_source_mapping.this["probe"].scaling_config[0].maximum_concurrency == 2
+    error_message = "By default the orders queue's mapping must invoke at most 5 forwarders at once, the probe queue's 2."
+  }
+
+  assert {
+    # Reserving needs an account limit of 100 + the reservation: new accounts (10) could not apply.
+    condition     = coalesce(aws_lambda_function.store.reserved_concurrent_executions, -1) == -1 && coalesce(aws_lambda_function.forwarder.reserved_concurrent_executions, -1) == -1
+    error_message = "By default no concurrency is reserved, so that the first apply works on a new account."
+  }
+}
+
+run "concurrency_reserved" {
+  command = plan
+
+  variables {
+    store_reserved_concurrency     = 20
+    forwarder_reserved_concurrency = 7
+  }
+
+  assert {
+    condition     = aws_lambda_function.store.reserved_concurrent_executions == 20 && aws_lambda_function.forwarder.reserved_concurrent_executions == 7
+    error_message = "The reservations must reach the functions."
+  }
+}
+
+run "forwarder_reserved_below_its_mappings" {
+  command = plan
+
+  # The orders and failover mappings (5 each) and the probe's (2) may invoke 12 at once.
+  variables {
+    enable_failover_queue          = true
+    forwarder_reserved_concurrency = 11
+  }
+
+  expect_failures = [aws_lambda_function.forwarder]
+}
+
+run "forwarder_reserved_with_unbounded_mappings" {
+  command = plan
+
+  variables {
+    maximum_concurrency            = null
+    forwarder_reserved_concurrency = 100
+  }
+
+  expect_failures = [aws_lambda_function.forwarder]
+}
+
+run "forwarder_reserved_on_a_schedule" {
+  command = plan
+
+  variables {
+    trigger                        = "schedule"
+    forwarder_reserved_concurrency = 1
+  }
+
+  assert {
+    condition     = aws_lambda_function.forwarder.reserved_concurrent_executions == 1
+    error_message = "With the schedule (no mappings), any reservation bounds the forwarder."
+  }
+}
+
+run "store_reserved_zero" {
+  command = plan
+
+  variables {
+    store_reserved_concurrency = 0
+  }
+
+  expect_failures = [var.store_reserved_concurrency]
 }
 
 run "breaker_by_default" {
