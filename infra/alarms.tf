@@ -110,6 +110,14 @@ resource "aws_cloudwatch_metric_alarm" "this" {
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
+
+  lifecycle {
+    precondition {
+      # Every metric here is standard resolution: one data point a minute on AWS.
+      condition     = var.alarm_period_seconds >= 60 || var.alarm_sub_minute_periods
+      error_message = "alarm_period_seconds ${var.alarm_period_seconds} is shorter than a minute: AWS publishes these metrics once a minute, so the alarm would find no data and never fire. Use 60 or a multiple of it (10 and 30 only where metrics come more often, e.g. on LocalStack: alarm_sub_minute_periods = true)."
+    }
+  }
 }
 
 ################################################################################

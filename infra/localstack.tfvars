@@ -37,5 +37,9 @@ queue_visibility_timeout_seconds   = 60
 maximum_batching_window_in_seconds = 0
 batch_size                         = 10
 
+# LocalStack publishes the SQS metrics every 10 s (localstack/bin/start), so a stack may alarm
+# within seconds (alarm_period_seconds = 10); on AWS the metrics come once a minute.
+alarm_sub_minute_periods = true
+
 # No AWS_ENDPOINT_URL here: LocalStack gives every function its own endpoint (the process
 # executor in host mode, LocalStack itself in Docker mode).

@@ -690,14 +690,20 @@ variable "alarms_enabled" {
 }
 
 variable "alarm_period_seconds" {
-  description = "Period over which each alarm evaluates its metric: 10, 30 or a multiple of 60 seconds"
+  description = "Period over which each alarm evaluates its metric, a multiple of 60 seconds. AWS publishes the SQS, Lambda and API Gateway metrics (and the functions' EMF metrics) once a minute: a shorter period finds no data and the alarm never fires. 10 or 30 only with alarm_sub_minute_periods"
   type        = number
   default     = 60
 
   validation {
     condition     = contains([10, 30], var.alarm_period_seconds) || (var.alarm_period_seconds >= 60 && var.alarm_period_seconds % 60 == 0)
-    error_message = "alarm_period_seconds must be 10, 30 or a multiple of 60."
+    error_message = "alarm_period_seconds must be a multiple of 60 (or 10 or 30 with alarm_sub_minute_periods)."
   }
+}
+
+variable "alarm_sub_minute_periods" {
+  description = "Allow alarm_period_seconds of 10 or 30: only where the metrics are published more often than once a minute, as on LocalStack (SQS_CLOUDWATCH_METRICS_REPORT_INTERVAL=10, see localstack.tfvars). Never on AWS, where such alarms never fire"
+  type        = bool
+  default     = false
 }
 
 variable "alarm_oldest_message_age_seconds" {

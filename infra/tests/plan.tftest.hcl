@@ -716,3 +716,28 @@ run "gateway_responses_redeploy" {
     error_message = "The deployment's triggers must hash every gateway response's status, templates and headers."
   }
 }
+
+run "alarm_period_below_a_minute" {
+  command = plan
+
+  # AWS publishes the SQS and Lambda metrics once a minute: a 10 s alarm would never fire.
+  variables {
+    alarm_period_seconds = 10
+  }
+
+  expect_failures = [aws_cloudwatch_metric_alarm.this]
+}
+
+run "alarm_period_below_a_minute_on_localstack" {
+  command = plan
+
+  variables {
+    alarm_period_seconds     = 10
+    alarm_sub_minute_periods = true
+  }
+
+  assert {
+    condition     = alltrue([for a in aws_cloudwatch_metric_alarm.this : a.period == 10])
+    error_message = "Where metrics come every 10 s (LocalStack), the alarms may evaluate every 10 s."
+  }
+}
