@@ -59,6 +59,43 @@ locals {
 
   # The forwarder starts no delivery unless REQUEST_TIMEOUT_MS + DEADLINE_MARGIN_MS remain.
   forwarder_min_timeout_ms = var.request_timeout_ms + coalesce(var.deadline_margin_ms, 1000)
+
+  # Lambda takes at most 4 KB of environment variables, measured as their JSON object
+  # ({"NAME":"value",...}, quotes in values escaped); LocalStack does not check. The queue URLs are
+  # known only after apply, so their AWS form stands in for them.
+  sqs_url_prefix = "https://sqs.${data.aws_region.current.name}.amazonaws.com/${data.aws_caller_identity.current.account_id}/"
+  environment_json = {
+    store = jsonencode(merge(
+      local.store_environment,
+      { QUEUE_URL = "${local.sqs_url_prefix}${local.queue_name}" },
+      var.enable_failover_queue ? { FAILOVER_QUEUE_URL = "${local.sqs_url_prefix}${local.failover_queue_name}" } : {},
+      var.store_environment,
+    ))
+    # Without the (sensitive) signing secret, which is counted by its length below.
+    forwarder = jsonencode(merge(
+      { for name, value in local.forwarder_environment : name => value if name != "SIGNING_SECRET" },
+      {
+        QUEUE_URL = "${local.sqs_url_prefix}${local.queue_name}"
+        DLQ_URL   = "${local.sqs_url_prefix}${local.dlq_name}"
+      },
+      var.enable_failover_queue ? { FAILOVER_QUEUE_URL = "${local.sqs_url_prefix}${local.failover_queue_name}" } : {},
+      local.breaker_enabled ? { PROBE_QUEUE_URL = "${local.sqs_url_prefix}${local.probe_queue_name}" } : {},
+      var.forwarder_environment,
+    ))
+  }
+  # Bytes, not characters (what length() counts): from the base64 form. jsonencode escapes <, >
+  # and & as \u003c, \u003e and \u0026, which Lambda's JSON does not: undone first (a value that
+  # holds such an escape itself is then counted a few bytes short).
+  environment_base64 = {
+    for name, json in local.environment_json :
+    name => base64encode(replace(replace(replace(json, "\\u003c", "<"), "\\u003e", ">"), "\\u0026", "&"))
+  }
+  signing_secret_bytes = nonsensitive(var.signing_secret == null) ? 0 : length(",\"SIGNING_SECRET\":\"\"") + nonsensitive(length(var.signing_secret))
+  environment_bytes = {
+    for name, b64 in local.environment_base64 :
+    name => length(b64) / 4 * 3 - length(regexall("=", b64)) + (name == "forwarder" ? local.signing_secret_bytes : 0)
+  }
+  environment_limit_bytes = 4096
 }
 
 ################################################################################
@@ -112,6 +149,11 @@ resource "aws_lambda_function" "store" {
     precondition {
       condition     = var.message_group_pointer == null || var.fifo
       error_message = "message_group_pointer only applies to FIFO queues (fifo = true)."
+    }
+
+    precondition {
+      condition     = local.environment_bytes.store <= local.environment_limit_bytes
+      error_message = "The store's environment variables come to ${local.environment_bytes.store} bytes of JSON; Lambda accepts at most 4096 (4 KB, all together), so AWS would refuse the function (LocalStack does not check). The usual cause is a large order_schema: put the schema in the store's zip (e.g. `zip -j target/lambda/store/bootstrap.zip order.schema.json`) and set store_environment = { ORDER_SCHEMA_FILE = \"order.schema.json\" } instead, or minify it (`jq -c`)."
     }
   }
 }
@@ -168,6 +210,11 @@ resource "aws_lambda_function" "forwarder" {
     precondition {
       condition     = var.forwarder_timeout * 1000 > local.forwarder_min_timeout_ms
       error_message = "forwarder_timeout (${var.forwarder_timeout} s) must exceed request_timeout_ms + deadline_margin_ms (${local.forwarder_min_timeout_ms} ms), or the forwarder never starts a delivery."
+    }
+
+    precondition {
+      condition     = local.environment_bytes.forwarder <= local.environment_limit_bytes
+      error_message = "The forwarder's environment variables come to ${local.environment_bytes.forwarder} bytes of JSON; Lambda accepts at most 4096 (4 KB, all together), so AWS would refuse the function (LocalStack does not check). Shorten forwarder_environment, or the longest values (backend_url, health_url)."
     }
 
     precondition {

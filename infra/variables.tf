@@ -139,7 +139,7 @@ variable "max_message_size" {
 }
 
 variable "order_schema" {
-  description = "`ORDER_SCHEMA`: JSON Schema text every order must satisfy (e.g. `file(\"order.schema.json\")`); `null` accepts any JSON object. Lambda caps all environment variables together at 4 KB"
+  description = "`ORDER_SCHEMA`: JSON Schema text every order must satisfy (e.g. `file(\"order.schema.json\")`); `null` accepts any JSON object. Lambda caps all environment variables together at 4 KB (a precondition checks): a larger schema goes into the store's zip, named by `store_environment = { ORDER_SCHEMA_FILE = \"order.schema.json\" }`"
   type        = string
   default     = null
 

@@ -741,3 +741,68 @@ run "alarm_period_below_a_minute_on_localstack" {
     error_message = "Where metrics come every 10 s (LocalStack), the alarms may evaluate every 10 s."
   }
 }
+
+################################################################################
+# Lambda's 4 KB of environment variables (AWS refuses the function; LocalStack does not check)
+################################################################################
+
+run "environment_size_by_default" {
+  command = plan
+
+  assert {
+    # {"MAX_MESSAGE_BYTES":"262144","ORDER_PATH":"/orders/new-order","QUEUE_URL":"https://sqs.us-east-1.amazonaws.com/123456789012/storeforward-orders"}
+    condition     = local.environment_bytes.store == 146 && local.environment_bytes.forwarder > 500 && local.environment_bytes.forwarder < 1200
+    error_message = "The default environments must be measured in bytes of JSON, queue URLs included, and stay far below 4 KB (store ${local.environment_bytes.store}, forwarder ${local.environment_bytes.forwarder} bytes)."
+  }
+
+  assert {
+    condition     = strcontains(local.environment_json.store, "\"QUEUE_URL\":\"https://sqs.us-east-1.amazonaws.com/123456789012/storeforward-orders\"") && strcontains(local.environment_json.forwarder, "\"PROBE_QUEUE_URL\":\"https://sqs.us-east-1.amazonaws.com/123456789012/storeforward-orders-probe\"")
+    error_message = "The queue URLs, unknown at plan, must be counted in their AWS form."
+  }
+}
+
+run "environment_too_large_for_lambda" {
+  command = plan
+
+  # A schema of about 4,000 bytes: with the other variables, over 4 KB.
+  variables {
+    order_schema = jsonencode({ description = join("", [for i in range(400) : "0123456789"]) })
+  }
+
+  expect_failures = [aws_lambda_function.store]
+}
+
+run "environment_counted_in_bytes" {
+  command = plan
+
+  # 2,000 characters but 4,000 bytes: Lambda counts bytes.
+  variables {
+    order_schema = jsonencode({ description = join("", [for i in range(1000) : "éé"]) })
+  }
+
+  expect_failures = [aws_lambda_function.store]
+}
+
+run "environment_just_fits" {
+  command = plan
+
+  variables {
+    order_schema = jsonencode({ description = join("", [for i in range(300) : "0123456789"]) })
+  }
+
+  assert {
+    condition     = local.environment_bytes.store > 3000 && local.environment_bytes.store <= 4096 && aws_lambda_function.store.environment[0].variables["ORDER_SCHEMA"] == var.order_schema
+    error_message = "A 3 KB schema fits within Lambda's 4 KB and must reach the store."
+  }
+}
+
+run "environment_with_a_long_signing_secret" {
+  command = plan
+
+  # The secret is sensitive: counted by its length.
+  variables {
+    signing_secret = "whsec_${join("", [for i in range(1000) : "QUFB"])}"
+  }
+
+  expect_failures = [aws_lambda_function.forwarder]
+}
