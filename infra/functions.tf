@@ -96,6 +96,16 @@ locals {
     name => length(b64) / 4 * 3 - length(regexall("=", b64)) + (name == "forwarder" ? local.signing_secret_bytes : 0)
   }
   environment_limit_bytes = 4096
+
+  # `make build` / `build-local` write `<zip>.architecture` next to each zip: the architecture it
+  # was built for and the zip's SHA-256. A marker of another build (another hash), or none, says
+  # nothing, and nothing is checked.
+  package_architecture = {
+    for name, path in { store = var.store_package, forwarder = var.forwarder_package } : name => try(
+      split(" ", trimspace(file("${path}.architecture")))[1] == filesha256(path) ? split(" ", trimspace(file("${path}.architecture")))[0] : null,
+      null,
+    )
+  }
 }
 
 ################################################################################
@@ -144,6 +154,11 @@ resource "aws_lambda_function" "store" {
     precondition {
       condition     = fileexists(var.store_package)
       error_message = "store_package ${var.store_package} does not exist: build it first (`make build`, or `cargo lambda build --release --arm64 --output-format zip`)."
+    }
+
+    precondition {
+      condition     = local.package_architecture.store == null || local.package_architecture.store == var.architecture
+      error_message = "store_package ${var.store_package} was built for ${coalesce(local.package_architecture.store, "?")} (its .architecture marker), but architecture is ${var.architecture}: Lambda could not run it. Build for ${var.architecture} (`make build ARCH=${var.architecture == "x86_64" ? "x86-64" : "arm64"}`) or set architecture = \"${coalesce(local.package_architecture.store, "?")}\"."
     }
 
     precondition {
@@ -205,6 +220,11 @@ resource "aws_lambda_function" "forwarder" {
     precondition {
       condition     = fileexists(var.forwarder_package)
       error_message = "forwarder_package ${var.forwarder_package} does not exist: build it first (`make build`, or `cargo lambda build --release --arm64 --output-format zip`)."
+    }
+
+    precondition {
+      condition     = local.package_architecture.forwarder == null || local.package_architecture.forwarder == var.architecture
+      error_message = "forwarder_package ${var.forwarder_package} was built for ${coalesce(local.package_architecture.forwarder, "?")} (its .architecture marker), but architecture is ${var.architecture}: Lambda could not run it. Build for ${var.architecture} (`make build ARCH=${var.architecture == "x86_64" ? "x86-64" : "arm64"}`) or set architecture = \"${coalesce(local.package_architecture.forwarder, "?")}\"."
     }
 
     precondition {

@@ -806,3 +806,57 @@ run "environment_with_a_long_signing_secret" {
 
   expect_failures = [aws_lambda_function.forwarder]
 }
+
+################################################################################
+# A zip built for one architecture, deployed as the other
+################################################################################
+
+run "package_built_for_the_other_architecture" {
+  command = plan
+
+  # Its marker says x86_64 (and carries its hash); the stack defaults to arm64.
+  variables {
+    store_package = "tests/fixtures/x86_64.zip"
+  }
+
+  expect_failures = [aws_lambda_function.store]
+}
+
+run "package_built_for_this_architecture" {
+  command = plan
+
+  variables {
+    architecture      = "x86_64"
+    store_package     = "tests/fixtures/x86_64.zip"
+    forwarder_package = "tests/fixtures/x86_64.zip"
+  }
+
+  assert {
+    condition     = local.package_architecture.store == "x86_64" && local.package_architecture.forwarder == "x86_64" && aws_lambda_function.store.architectures[0] == "x86_64"
+    error_message = "A marker that matches its zip must be read, and agree with architecture."
+  }
+}
+
+run "package_with_a_stale_marker" {
+  command = plan
+
+  # The marker names another zip (another hash), e.g. one rebuilt by hand since: it says nothing.
+  variables {
+    store_package     = "tests/fixtures/stale.zip"
+    forwarder_package = "tests/fixtures/stale.zip"
+  }
+
+  assert {
+    condition     = local.package_architecture.store == null && local.package_architecture.forwarder == null
+    error_message = "A marker whose hash is not its zip's must be ignored."
+  }
+}
+
+run "package_without_a_marker" {
+  command = plan
+
+  assert {
+    condition     = local.package_architecture.store == null && local.package_architecture.forwarder == null
+    error_message = "Without a marker nothing is checked (builds made without make)."
+  }
+}
