@@ -97,10 +97,36 @@ data "aws_iam_policy_document" "forwarder" {
     for_each = var.signing_secret_arn == null ? [] : [var.signing_secret_arn]
     content {
       sid       = "ReadSigningSecret"
-      actions   = [strcontains(statement.value, ":ssm:") ? "ssm:GetParameter" : "secretsmanager:GetSecretValue"]
-      resources = [statement.value]
+      actions   = [local.signing_secret_in_ssm ? "ssm:GetParameter" : "secretsmanager:GetSecretValue"]
+      resources = local.signing_secret_resources
     }
   }
+
+  # A secret under a customer-managed key: decrypted through its service only.
+  dynamic "statement" {
+    for_each = var.signing_secret_kms_key_arn == null ? [] : [var.signing_secret_kms_key_arn]
+    content {
+      sid       = "DecryptSigningSecret"
+      actions   = ["kms:Decrypt"]
+      resources = [statement.value]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["${local.signing_secret_in_ssm ? "ssm" : "secretsmanager"}.${data.aws_region.current.name}.amazonaws.com"]
+      }
+    }
+  }
+}
+
+locals {
+  signing_secret_in_ssm = var.signing_secret_arn != null && strcontains(coalesce(var.signing_secret_arn, "-"), ":ssm:")
+  # A Secrets Manager ARN ends in a random 6-character suffix (`<name>-AbCdEf`) that people often
+  # leave out: GetSecretValue finds the secret by the partial ARN, but IAM would compare it with the
+  # full one and deny. `-??????` matches the suffix (as AWS advises); the ARN itself, a full one.
+  signing_secret_resources = var.signing_secret_arn == null ? [] : (
+    local.signing_secret_in_ssm ? [var.signing_secret_arn] : [var.signing_secret_arn, "${var.signing_secret_arn}-??????"]
+  )
 }
 
 resource "aws_iam_role_policy" "forwarder" {

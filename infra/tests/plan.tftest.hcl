@@ -860,3 +860,93 @@ run "package_without_a_marker" {
     error_message = "Without a marker nothing is checked (builds made without make)."
   }
 }
+
+################################################################################
+# The signing secret: ARNs without their suffix, secrets under another key
+################################################################################
+
+run "signing_secret_from_secrets_manager_by_name" {
+  command = plan
+
+  # No random suffix: IAM compares the full ARN (…:secret:sf-signing-AbCdEf) and would deny.
+  variables {
+    signing_secret_arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:sf-signing"
+  }
+
+  assert {
+    condition     = local.signing_secret_resources == tolist(["arn:aws:secretsmanager:us-east-1:123456789012:secret:sf-signing", "arn:aws:secretsmanager:us-east-1:123456789012:secret:sf-signing-??????"])
+    error_message = "The forwarder must be allowed the secret with and without its 6-character suffix."
+  }
+
+  assert {
+    condition     = aws_lambda_function.forwarder.environment[0].variables["SIGNING_SECRET_ARN"] == var.signing_secret_arn && length(data.aws_iam_policy_document.kms) == 0
+    error_message = "The forwarder reads the secret by the ARN given; no key is granted without one."
+  }
+}
+
+run "signing_secret_from_ssm_exactly" {
+  command = plan
+
+  variables {
+    signing_secret_arn = "arn:aws:ssm:us-east-1:123456789012:parameter/storeforward/signing-secret"
+  }
+
+  assert {
+    condition     = local.signing_secret_resources == tolist(["arn:aws:ssm:us-east-1:123456789012:parameter/storeforward/signing-secret"])
+    error_message = "An SSM parameter's ARN has no suffix: exactly that ARN."
+  }
+}
+
+run "signing_secret_arn_with_a_wildcard" {
+  command = plan
+
+  variables {
+    signing_secret_arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:*"
+  }
+
+  expect_failures = [var.signing_secret_arn]
+}
+
+run "signing_secret_key_without_a_secret" {
+  command = plan
+
+  variables {
+    signing_secret_kms_key_arn = "arn:aws:kms:us-east-1:123456789012:key/0b8d3c5e-1111-2222-3333-444455556666"
+  }
+
+  expect_failures = [aws_lambda_function.forwarder]
+}
+
+run "signing_secret_key_alias" {
+  command = plan
+
+  variables {
+    signing_secret_arn         = "arn:aws:secretsmanager:us-east-1:123456789012:secret:sf-signing-AbCdEf"
+    signing_secret_kms_key_arn = "arn:aws:kms:us-east-1:123456789012:alias/signing"
+  }
+
+  expect_failures = [var.signing_secret_kms_key_arn]
+}
+
+run "signing_secret_under_its_own_key" {
+  command = plan
+
+  variables {
+    signing_secret_arn         = "arn:aws:secretsmanager:us-east-1:123456789012:secret:sf-signing-AbCdEf"
+    signing_secret_kms_key_arn = "arn:aws:kms:us-east-1:123456789012:key/0b8d3c5e-1111-2222-3333-444455556666"
+  }
+
+  assert {
+    condition = alltrue([for st in data.aws_iam_policy_document.forwarder.statement : (
+      st.actions == toset(["kms:Decrypt"])
+      && st.resources == toset(["arn:aws:kms:us-east-1:123456789012:key/0b8d3c5e-1111-2222-3333-444455556666"])
+      && st.condition == toset([{ test = "StringEquals", variable = "kms:ViaService", values = tolist(["secretsmanager.us-east-1.amazonaws.com"]) }])
+    ) if st.sid == "DecryptSigningSecret"]) && length([for st in data.aws_iam_policy_document.forwarder.statement : st if st.sid == "DecryptSigningSecret"]) == 1
+    error_message = "The forwarder must be allowed kms:Decrypt on the secret's key, through Secrets Manager only."
+  }
+
+  assert {
+    condition     = one([for st in data.aws_iam_policy_document.forwarder.statement : st.resources if st.sid == "ReadSigningSecret"]) == toset(["arn:aws:secretsmanager:us-east-1:123456789012:secret:sf-signing-AbCdEf", "arn:aws:secretsmanager:us-east-1:123456789012:secret:sf-signing-AbCdEf-??????"])
+    error_message = "The forwarder's policy must name the secret (and the suffix pattern)."
+  }
+}
