@@ -161,7 +161,7 @@ locals {
 
 # Only when no kms_key_arn is given: that key's policy must then admit CloudWatch (README).
 resource "aws_kms_key" "alarms" {
-  count = local.create_alarm_topic && var.kms_key_arn == null ? 1 : 0
+  count = local.create_alarm_topic && var.alarm_topic_encrypted && var.kms_key_arn == null ? 1 : 0
 
   description             = "Encrypts the ${var.name_prefix}-alarms topic; CloudWatch alarms ${var.name_prefix}-* may use it"
   enable_key_rotation     = true
@@ -180,7 +180,7 @@ resource "aws_sns_topic" "alarms" {
   count = local.create_alarm_topic ? 1 : 0
 
   name              = "${var.name_prefix}-alarms"
-  kms_master_key_id = coalesce(var.kms_key_arn, one(aws_kms_key.alarms[*].arn))
+  kms_master_key_id = var.alarm_topic_encrypted ? coalesce(var.kms_key_arn, one(aws_kms_key.alarms[*].arn)) : null
 }
 
 resource "aws_sns_topic_subscription" "alarm_emails" {

@@ -745,6 +745,12 @@ variable "alarm_notifications" {
   default     = false
 }
 
+variable "alarm_topic_encrypted" {
+  description = "Encrypt the created alarm topic at rest: with kms_key_arn, or else with a key created for it whose policy admits CloudWatch. `false`: not encrypted (notifications carry alarm names and states, never orders); for LocalStack 4.13.1, where every kms:CreateKey fails (see localstack.tfvars)"
+  type        = bool
+  default     = true
+}
+
 variable "alarm_topic_arn" {
   description = "An existing SNS topic the alarms notify, instead of creating one (`null` = none, or the created one)"
   type        = string

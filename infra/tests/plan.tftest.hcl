@@ -950,3 +950,18 @@ run "signing_secret_under_its_own_key" {
     error_message = "The forwarder's policy must name the secret (and the suffix pattern)."
   }
 }
+
+run "alarm_topic_unencrypted_on_localstack" {
+  command = plan
+
+  # LocalStack 4.13.1 cannot create KMS keys (localstack.tfvars).
+  variables {
+    alarm_notifications   = true
+    alarm_topic_encrypted = false
+  }
+
+  assert {
+    condition     = length(aws_sns_topic.alarms) == 1 && aws_sns_topic.alarms[0].kms_master_key_id == null && length(aws_kms_key.alarms) == 0
+    error_message = "alarm_topic_encrypted = false must create the topic without a key."
+  }
+}
