@@ -1,7 +1,10 @@
 //! Fault injection with full accounting: hundreds of orders through API Gateway → store → SQS →
 //! forwarder → a backend that fails about 40 % of attempts in every way it can (503, 429 with
-//! Retry-After, hanging past the request timeout, resetting the connection, answering slowly) and
-//! rejects some orders for good. Every accepted order must end up delivered or dead-lettered.
+//! Retry-After, hanging past the request timeout, resetting the connection, answering slowly,
+//! doing the work only after the forwarder gave up) and rejects some orders for good. Every
+//! accepted order must end up delivered or dead-lettered.
+//!
+//! The mix is derived from a seed the suite prints; `CHAOS_SEED=<seed>` replays it.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -24,6 +27,11 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub async fn every_accepted_order_is_delivered_or_dead_lettered(w: &World) -> Outcome {
     let stack = w.stack(StackKind::Chaos)?;
+    let seed = match std::env::var("CHAOS_SEED") {
+        Ok(s) => s.parse().map_err(|e| format!("CHAOS_SEED={s:?}: {e}"))?,
+        Err(_) => u64::from(uuid::Uuid::new_v4().as_fields().0),
+    };
+    eprintln!("  chaos seed {seed} (CHAOS_SEED={seed} replays this run's faults)");
     let world = w;
     let run = unique("chaos");
     let started = Instant::now();
@@ -32,7 +40,11 @@ pub async fn every_accepted_order_is_delivered_or_dead_lettered(w: &World) -> Ou
     let answers: Vec<(bool, PostResult)> = stream::iter(0..ORDERS)
         .map(|n| {
             let permanent = n % PERMANENT_EVERY == 0;
-            let behaviour = if permanent { "status:422" } else { "chaos" };
+            let behaviour = if permanent {
+                "status:422".to_owned()
+            } else {
+                format!("chaos:{seed}")
+            };
             let body = format!("{{\"run\":\"{run}\",\"n\":{n},\"behaviour\":\"{behaviour}\"}}");
             async move {
                 (
@@ -63,7 +75,7 @@ pub async fn every_accepted_order_is_delivered_or_dead_lettered(w: &World) -> Ou
     }
     let posted_in = started.elapsed();
 
-    // Wait until every accepted order is delivered or in the DLQ, draining the DLQ as we go.
+    // Wait until every accepted order is acknowledged or in the DLQ, draining the DLQ as we go.
     let dlq = stack.output("dlq_url");
     let mut dead: HashMap<String, aws_sdk_sqs::types::Message> = HashMap::new();
     let deadline = Instant::now() + SETTLE;
@@ -77,7 +89,7 @@ pub async fn every_accepted_order_is_delivered_or_dead_lettered(w: &World) -> Ou
             .receiver
             .deliveries_containing(&run)
             .into_iter()
-            .filter(Delivery::succeeded)
+            .filter(|d| d.acknowledged)
             .map(|d| d.idempotency_key)
             .collect();
         let open = accepted
@@ -110,7 +122,7 @@ pub async fn every_accepted_order_is_delivered_or_dead_lettered(w: &World) -> Ou
         .filter(|k| delivered.contains(*k) && dead.contains_key(*k))
         .count();
     let count = |f: fn(&Action) -> bool| attempts.iter().filter(|d| f(&d.action)).count();
-    let failing = attempts.iter().filter(|d| !d.succeeded()).count();
+    let failing = attempts.iter().filter(|d| !d.acknowledged).count();
 
     let permanent: Vec<&String> = accepted
         .iter()
@@ -153,7 +165,7 @@ pub async fn every_accepted_order_is_delivered_or_dead_lettered(w: &World) -> Ou
     eprintln!(
         "\n  fault injection ({ORDERS} orders, posted in {:.1} s, settled in {:.1} s)\n\
          \x20 {:<44}{:>6}\n  {:<44}{:>6}\n  {:<44}{:>6}\n  {:<44}{:>6}\n  {:<44}{:>6}\n  {:<44}{:>6}\n  {:<44}{:>6}\n\
-         \x20 {:<44}{:>6}\n  {:<44}{:>6}\n  {:<44}{:>6}\n  {:<44}{:>6}\n  {:<44}{:>6}\n  {:<44}{:>6}\n  {:<44}{:>6}\n  {:<44}{:>5.1}%",
+         \x20 {:<44}{:>6}\n  {:<44}{:>6}\n  {:<44}{:>6}\n  {:<44}{:>6}\n  {:<44}{:>6}\n  {:<44}{:>6}\n  {:<44}{:>6}\n  {:<44}{:>6}\n  {:<44}{:>5.1}%",
         posted_in.as_secs_f64(),
         settled_in.as_secs_f64(),
         "orders sent",
@@ -162,13 +174,13 @@ pub async fn every_accepted_order_is_delivered_or_dead_lettered(w: &World) -> Ou
         accepted.len(),
         "not accepted (and so not promised)",
         refused.values().sum::<usize>(),
-        "delivered (2xx at the backend)",
+        "delivered (a 2xx reached the forwarder)",
         accepted.keys().filter(|k| delivered.contains(*k)).count(),
         "in the DLQ",
         accepted.keys().filter(|k| dead.contains_key(*k)).count(),
         "lost",
         lost.len(),
-        "duplicates (same key 2xx more than once)",
+        "duplicates (done more than once at the backend)",
         duplicates,
         "delivered and also in the DLQ",
         delivered_and_dead,
@@ -180,6 +192,8 @@ pub async fn every_accepted_order_is_delivered_or_dead_lettered(w: &World) -> Ou
         count(|a| *a == Action::TooManyRequests),
         "  hung past the request timeout",
         count(|a| *a == Action::Hang),
+        "  late: done after the forwarder gave up",
+        count(|a| *a == Action::Late),
         "  connection reset",
         count(|a| *a == Action::Reset),
         "  422 (permanent)",

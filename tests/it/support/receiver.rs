@@ -7,14 +7,14 @@
 //!   `"fail-first:N:S"` answers S instead of 503
 //! - `"status:S"`: always S (a permanent 4xx, or a 5xx that never recovers)
 //! - `"slow"`: 200 after 800 ms
-//! - `"chaos"`: a fixed pseudo-random mix per attempt (see [`chaos`]): about 40 % of attempts fail
+//! - `"chaos:SEED"`: a pseudo-random mix per attempt (see [`chaos`]), about 40 % of attempts
+//!   failing, reproducible from the seed, the order's `n` and the attempt number
 //!
 //! A [`Gate`] serves the same backend on a port of its own that a suite can take down (every
 //! request answered 503) or close (connections refused, open ones reset) and bring back, for the
 //! circuit breaker's stacks.
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -29,7 +29,7 @@ pub const PORT: u16 = 9911;
 pub const RETRY_AFTER: Duration = Duration::from_secs(2);
 /// How long [`Action::Slow`] takes to answer 200.
 pub const SLOW: Duration = Duration::from_millis(800);
-/// A hanging request is held this long at most, far past any forwarder's request timeout.
+/// A hanging (or late) request is held this long at most, far past any forwarder's request timeout.
 const HANG: Duration = Duration::from_secs(30);
 
 /// What the backend does with one request.
@@ -44,6 +44,10 @@ pub enum Action {
     Reset,
     /// Answers 200 after 800 ms.
     Slow,
+    /// Holds the connection until the client gives up, as [`Action::Hang`], and then takes the
+    /// order all the same: the work is done at the backend, but no answer ever reaches the client.
+    /// How real backends cause duplicates: the client retries what is already done.
+    Late,
 }
 
 impl Action {
@@ -53,7 +57,7 @@ impl Action {
             Self::Status(s) => Some(s),
             Self::TooManyRequests => Some(429),
             Self::Slow => Some(200),
-            Self::Hang | Self::Reset => None,
+            Self::Hang | Self::Reset | Self::Late => None,
         }
     }
 }
@@ -69,14 +73,18 @@ pub struct Delivery {
     /// Every request header, e.g. to verify a Standard Webhooks signature.
     pub headers: reqwest::header::HeaderMap,
     pub action: Action,
-    /// For [`Action::Hang`]: how long until the client closed the connection.
+    /// For [`Action::Hang`] and [`Action::Late`]: how long until the client closed the connection.
     pub held: Option<Duration>,
+    /// Whether a 2xx answer was written to the connection before the client went away: the
+    /// client was told that the order is done.
+    pub acknowledged: bool,
 }
 
 impl Delivery {
-    /// Whether the backend accepted the order with this request.
+    /// Whether the backend took the order with this request, whether or not the client heard of
+    /// it (it never does with [`Action::Late`]).
     pub fn succeeded(&self) -> bool {
-        self.action.status() == Some(200)
+        self.action.status() == Some(200) || self.action == Action::Late
     }
 }
 
@@ -186,7 +194,7 @@ impl Receiver {
             };
             let action = match gated {
                 Some(GateMode::Down(status)) => Action::Status(status),
-                _ if request.path == "/sales/save-order" => decide(&request.body, &key, attempt),
+                _ if request.path == "/sales/save-order" => decide(&request.body, attempt),
                 _ => Action::Status(404),
             };
             let headers = request
@@ -207,8 +215,9 @@ impl Receiver {
                 body: request.body,
                 action,
                 held: None,
+                acknowledged: false,
             };
-            let keep_going = match action {
+            let answered = match action {
                 Action::Status(s) => respond(&mut socket, s, "").await,
                 Action::TooManyRequests => {
                     respond(
@@ -222,7 +231,7 @@ impl Receiver {
                     tokio::time::sleep(SLOW).await;
                     respond(&mut socket, 200, "").await
                 }
-                Action::Hang => {
+                Action::Hang | Action::Late => {
                     // Wait for the client to give up: its close reads as end of stream.
                     let mut sink = [0u8; 1024];
                     let _ = tokio::time::timeout(HANG, async {
@@ -237,8 +246,10 @@ impl Receiver {
                     false
                 }
             };
+            delivery.acknowledged =
+                answered && action.status().is_some_and(|s| (200..300).contains(&s));
             self.log().deliveries.push(delivery);
-            if !keep_going {
+            if !answered {
                 return;
             }
         }
@@ -291,15 +302,9 @@ impl Gate {
 }
 
 /// What to do with one attempt of an order with `body`.
-fn decide(body: &str, key: &str, attempt: u32) -> Action {
-    let behaviour = serde_json::from_str::<Value>(body)
-        .ok()
-        .and_then(|v| {
-            v.get("behaviour")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| "ok".into());
+fn decide(body: &str, attempt: u32) -> Action {
+    let order = serde_json::from_str::<Value>(body).unwrap_or_default();
+    let behaviour = order["behaviour"].as_str().unwrap_or("ok");
     match behaviour.split_once(':') {
         Some(("fail-first", n)) => {
             let (n, status) = n.split_once(':').unwrap_or((n, "503"));
@@ -310,25 +315,39 @@ fn decide(body: &str, key: &str, attempt: u32) -> Action {
             }
         }
         Some(("status", s)) => Action::Status(s.parse().unwrap_or(500)),
-        _ if behaviour == "chaos" => chaos(key, attempt),
+        Some(("chaos", seed)) => chaos(
+            seed.parse().unwrap_or(0),
+            order["n"].as_u64().unwrap_or(0),
+            attempt,
+        ),
         _ if behaviour == "slow" => Action::Slow,
         _ => Action::Status(200),
     }
 }
 
-/// A fixed mix per attempt, the same on every run: 48 % 200, 12 % slow 200, and 40 % failures:
-/// 14 % 503, 10 % 429 with `Retry-After`, 8 % hang past the request timeout, 8 % connection reset.
-pub fn chaos(key: &str, attempt: u32) -> Action {
-    let mut h = DefaultHasher::new();
-    (key, attempt).hash(&mut h);
-    match h.finish() % 100 {
+/// The answer to attempt `attempt` (from 1) of order `n` under `seed`, the same on every run with
+/// that seed: 48 % 200, 12 % slow 200, and 40 % failures as the client sees them: 14 % 503, 10 %
+/// 429 with `Retry-After`, 5 % hang past the request timeout, 3 % late (done after the client gave
+/// up), 8 % connection reset.
+pub fn chaos(seed: u64, n: u64, attempt: u32) -> Action {
+    match splitmix64(splitmix64(splitmix64(seed) ^ n) ^ u64::from(attempt)) % 100 {
         0..48 => Action::Status(200),
         48..60 => Action::Slow,
         60..74 => Action::Status(503),
         74..84 => Action::TooManyRequests,
-        84..92 => Action::Hang,
+        84..89 => Action::Hang,
+        89..92 => Action::Late,
         _ => Action::Reset,
     }
+}
+
+/// One step of SplitMix64 (Steele, Lea and Flood, 2014), written out so that the mix never
+/// depends on a standard-library hasher, which may change between Rust versions.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// One HTTP/1.1 request as read off a socket.
