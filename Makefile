@@ -38,13 +38,19 @@ $(SCHEMATHESIS): tests/schemathesis/requirements.lock
 local: build-local ## The whole stack on LocalStack with the demo backend, until Ctrl-C
 	scripts/local
 
+# Next to each zip in $(1), `<zip>.architecture`: "<architecture> <sha256>", built for $(2). Terraform
+# refuses to deploy a zip whose marker names the other architecture (infra/functions.tf).
+mark_architecture = @for f in store forwarder; do z=$(1)/$$f/bootstrap.zip; echo "$(subst x86-64,x86_64,$(2)) $$(sha256sum $$z | cut -d' ' -f1)" >$$z.architecture; done
+
 build: $(CARGO_LAMBDA) ## Build target/lambda/{store,forwarder}/bootstrap.zip for AWS Lambda ($(ARCH))
 	$(TOOLS_PATH) cargo lambda build --release --$(ARCH) --output-format zip --bin store --bin forwarder
+	$(call mark_architecture,target/lambda,$(ARCH))
 	@ls -l target/lambda/store/bootstrap.zip target/lambda/forwarder/bootstrap.zip
 
 # With the forwarder's test-only fault-injection hook (inactive unless FAULT_PANIC_MARKER is set).
 build-local: $(CARGO_LAMBDA) ## Build the functions for this machine into target/lambda-local/
 	$(TOOLS_PATH) cargo lambda build --release --$(LOCAL_ARCH) --output-format zip --lambda-dir target/lambda-local --bin store --bin forwarder --features forwarder/fault-injection
+	$(call mark_architecture,target/lambda-local,$(LOCAL_ARCH))
 
 test: lint release-check unit infra-check localstack-test integration ## Every test: lints, release features, unit, Terraform, the LocalStack executor, integration
 
