@@ -413,21 +413,46 @@ impl World {
             .collect())
     }
 
-    /// Messages in `queue_url` without consuming them (visibility timeout 0), with attributes.
-    pub async fn peek(&self, queue_url: &str) -> Result<Vec<aws_sdk_sqs::types::Message>, String> {
+    /// Up to ten messages from `queue_url` with every attribute, each hidden for `visibility`
+    /// seconds, waiting up to `wait` seconds for the first.
+    async fn receive(
+        &self,
+        queue_url: &str,
+        visibility: i32,
+        wait: i32,
+    ) -> Result<Vec<aws_sdk_sqs::types::Message>, String> {
         let out = self
             .sqs
             .receive_message()
             .queue_url(queue_url)
             .max_number_of_messages(10)
-            .visibility_timeout(0)
-            .wait_time_seconds(1)
+            .visibility_timeout(visibility)
+            .wait_time_seconds(wait)
             .message_attribute_names("All")
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .send()
             .await
             .map_err(|e| format!("receive from {queue_url}: {e:?}"))?;
         Ok(out.messages.unwrap_or_default())
+    }
+
+    /// Messages in `queue_url` without consuming them (visibility timeout 0), with attributes.
+    pub async fn peek(&self, queue_url: &str) -> Result<Vec<aws_sdk_sqs::types::Message>, String> {
+        self.receive(queue_url, 0, 1).await
+    }
+
+    async fn delete(&self, queue_url: &str, message: &aws_sdk_sqs::types::Message) -> Outcome {
+        let Some(handle) = message.receipt_handle() else {
+            return Ok(());
+        };
+        self.sqs
+            .delete_message()
+            .queue_url(queue_url)
+            .receipt_handle(handle)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("delete from {queue_url}: {e:?}"))
     }
 
     /// How many messages `queue_url` holds: visible, in flight, and delayed, as SQS counts them.
@@ -475,19 +500,7 @@ impl World {
         idempotency_key: &str,
     ) -> Result<Option<aws_sdk_sqs::types::Message>, String> {
         loop {
-            let out = self
-                .sqs
-                .receive_message()
-                .queue_url(queue_url)
-                .max_number_of_messages(10)
-                .visibility_timeout(3)
-                .wait_time_seconds(0)
-                .message_attribute_names("All")
-                .message_system_attribute_names(MessageSystemAttributeName::All)
-                .send()
-                .await
-                .map_err(|e| format!("receive from {queue_url}: {e:?}"))?;
-            let messages = out.messages.unwrap_or_default();
+            let messages = self.receive(queue_url, 3, 0).await?;
             if messages.is_empty() {
                 return Ok(None);
             }
@@ -495,13 +508,7 @@ impl World {
                 .into_iter()
                 .find(|m| attribute(m, "IdempotencyKey") == Some(idempotency_key))
             {
-                self.sqs
-                    .delete_message()
-                    .queue_url(queue_url)
-                    .receipt_handle(m.receipt_handle().unwrap_or_default())
-                    .send()
-                    .await
-                    .map_err(|e| format!("delete from {queue_url}: {e:?}"))?;
+                self.delete(queue_url, &m).await?;
                 return Ok(Some(m));
             }
         }
@@ -511,30 +518,12 @@ impl World {
     pub async fn drain(&self, queue_url: &str) -> Result<Vec<aws_sdk_sqs::types::Message>, String> {
         let mut drained = Vec::new();
         loop {
-            let out = self
-                .sqs
-                .receive_message()
-                .queue_url(queue_url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(0)
-                .message_attribute_names("All")
-                .send()
-                .await
-                .map_err(|e| format!("receive from {queue_url}: {e:?}"))?;
-            let messages = out.messages.unwrap_or_default();
+            let messages = self.receive(queue_url, 30, 0).await?;
             if messages.is_empty() {
                 return Ok(drained);
             }
             for m in &messages {
-                if let Some(handle) = m.receipt_handle() {
-                    self.sqs
-                        .delete_message()
-                        .queue_url(queue_url)
-                        .receipt_handle(handle)
-                        .send()
-                        .await
-                        .map_err(|e| format!("delete from {queue_url}: {e:?}"))?;
-                }
+                self.delete(queue_url, m).await?;
             }
             drained.extend(messages);
         }
