@@ -10,9 +10,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::types::{
-    DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
-};
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
 use futures::{StreamExt, stream};
 use serde_json::Value;
 
@@ -96,7 +94,7 @@ pub async fn every_accepted_order_is_delivered_or_dead_lettered(w: &World) -> Ou
     let mut dead_twice: Vec<String> = Vec::new();
     let deadline = Instant::now() + SETTLE;
     loop {
-        for m in take_dead_letters(w, dlq).await? {
+        for m in w.drain(dlq).await? {
             if let Some(key) = attribute(&m, "IdempotencyKey").map(str::to_owned) {
                 if dead.contains_key(&key) {
                     dead_twice.push(key.clone());
@@ -123,7 +121,8 @@ pub async fn every_accepted_order_is_delivered_or_dead_lettered(w: &World) -> Ou
 
     // Settled means settled: a message still in flight anywhere is visible again after this.
     tokio::time::sleep(visibility).await;
-    let dead_after: Vec<String> = take_dead_letters(w, dlq)
+    let dead_after: Vec<String> = w
+        .drain(dlq)
         .await?
         .iter()
         .map(|m| attribute(m, "IdempotencyKey").unwrap_or("?").to_owned())
@@ -398,47 +397,6 @@ async fn redrive_settings(w: &World, queue_url: &str) -> Result<(Duration, u32),
     visibility
         .zip(max_receives.and_then(|m| u32::try_from(m).ok()))
         .ok_or_else(|| format!("{queue_url} has no visibility timeout or redrive policy"))
-}
-
-/// Takes up to ten dead letters off `dlq` (received, then deleted), with their system attributes.
-async fn take_dead_letters(w: &World, dlq: &str) -> Result<Vec<Message>, String> {
-    let messages = w
-        .sqs
-        .receive_message()
-        .queue_url(dlq)
-        .max_number_of_messages(10)
-        .message_attribute_names("All")
-        .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-        .send()
-        .await
-        .map_err(|e| format!("receive from {dlq}: {e:?}"))?
-        .messages
-        .unwrap_or_default();
-    let entries: Vec<DeleteMessageBatchRequestEntry> = messages
-        .iter()
-        .enumerate()
-        .filter_map(|(i, m)| {
-            DeleteMessageBatchRequestEntry::builder()
-                .id(i.to_string())
-                .receipt_handle(m.receipt_handle()?)
-                .build()
-                .ok()
-        })
-        .collect();
-    if !entries.is_empty() {
-        let out = w
-            .sqs
-            .delete_message_batch()
-            .queue_url(dlq)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| format!("delete from {dlq}: {e:?}"))?;
-        ensure(out.failed.is_empty(), || {
-            format!("delete from {dlq}: {:?}", out.failed)
-        })?;
-    }
-    Ok(messages)
 }
 
 /// Every queue of the stack (orders, failover if any, probe, DLQ): their names start with the
