@@ -29,7 +29,7 @@ const SETTLE: Duration = Duration::from_secs(480);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 /// How far from [`REQUEST_TIMEOUT`] the forwarder may give up on a request the backend holds. The
 /// client's timer starts before the request reaches the backend, so a hold may end a little early,
-/// and two processes' scheduling may end it a little late: measured here, 2,999 to 3,003 ms. The
+/// and two processes' scheduling may end it a little late: measured here, 2,999 to 3,004 ms. The
 /// margins are far wider than that, and still tell the request timeout from any other (the 1 s
 /// connect timeout, the 10 s function timeout, the backend's own 30 s).
 const HOLD_EARLY: Duration = Duration::from_millis(100);
