@@ -371,16 +371,15 @@ fn misfiled(permanent: bool, letter: &Message, tries: usize, max_receives: u32) 
 /// (`queue_visibility_timeout_seconds` in infra/localstack.tfvars, `max_receive_count` in
 /// tests/stacks/chaos.tfvars).
 async fn redrive_settings(w: &World, queue_url: &str) -> Result<(Duration, u32), String> {
-    let out = w
-        .sqs
-        .get_queue_attributes()
-        .queue_url(queue_url)
-        .attribute_names(QueueAttributeName::VisibilityTimeout)
-        .attribute_names(QueueAttributeName::RedrivePolicy)
-        .send()
-        .await
-        .map_err(|e| format!("attributes of {queue_url}: {e:?}"))?;
-    let attributes = out.attributes.unwrap_or_default();
+    let attributes = w
+        .queue_attributes(
+            queue_url,
+            &[
+                QueueAttributeName::VisibilityTimeout,
+                QueueAttributeName::RedrivePolicy,
+            ],
+        )
+        .await?;
     let visibility = attributes
         .get(&QueueAttributeName::VisibilityTimeout)
         .and_then(|v| v.parse().ok())

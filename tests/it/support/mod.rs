@@ -455,31 +455,38 @@ impl World {
             .map_err(|e| format!("delete from {queue_url}: {e:?}"))
     }
 
-    /// How many messages `queue_url` holds: visible, in flight, and delayed, as SQS counts them.
-    pub async fn depth(&self, queue_url: &str) -> Result<[u64; 3], String> {
-        use aws_sdk_sqs::types::QueueAttributeName as A;
+    /// The queue's attributes `names`, as SQS returns them.
+    pub async fn queue_attributes(
+        &self,
+        queue_url: &str,
+        names: &[aws_sdk_sqs::types::QueueAttributeName],
+    ) -> Result<HashMap<aws_sdk_sqs::types::QueueAttributeName, String>, String> {
         let out = self
             .sqs
             .get_queue_attributes()
             .queue_url(queue_url)
-            .attribute_names(A::ApproximateNumberOfMessages)
-            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
-            .attribute_names(A::ApproximateNumberOfMessagesDelayed)
+            .set_attribute_names(Some(names.to_vec()))
             .send()
             .await
             .map_err(|e| format!("attributes of {queue_url}: {e:?}"))?;
-        let attributes = out.attributes.unwrap_or_default();
-        let count = |name: A| {
+        Ok(out.attributes.unwrap_or_default())
+    }
+
+    /// How many messages `queue_url` holds: visible, in flight, and delayed, as SQS counts them.
+    pub async fn depth(&self, queue_url: &str) -> Result<[u64; 3], String> {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let names = [
+            A::ApproximateNumberOfMessages,
+            A::ApproximateNumberOfMessagesNotVisible,
+            A::ApproximateNumberOfMessagesDelayed,
+        ];
+        let attributes = self.queue_attributes(queue_url, &names).await?;
+        Ok(names.map(|name| {
             attributes
                 .get(&name)
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0)
-        };
-        Ok([
-            count(A::ApproximateNumberOfMessages),
-            count(A::ApproximateNumberOfMessagesNotVisible),
-            count(A::ApproximateNumberOfMessagesDelayed),
-        ])
+        }))
     }
 
     /// Fails unless `queue_url` holds no message at all (visible, in flight or delayed): what
