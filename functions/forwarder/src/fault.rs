@@ -10,6 +10,7 @@ use storeforward_core::config::Env;
 use storeforward_core::retry::Attempt;
 
 /// Wraps the real backend; a no-op unless `FAULT_PANIC_MARKER` is set.
+#[derive(Debug)]
 pub struct PanicOn<B> {
     inner: B,
     marker: Option<String>,

@@ -20,9 +20,20 @@ use storeforward_core::breaker::Breaker;
 use storeforward_sqs::SqsSource;
 use tracing::info;
 
-/// Reads the signing secret if it is kept elsewhere, builds the HTTP and SQS clients once, and
-/// serves events until the runtime stops.
-pub async fn run(mut config: Config) -> Result<(), Error> {
+/// The delivery path the functions serve: the HTTP backend, behind the test-only fault hook in
+/// local builds.
+#[cfg(not(feature = "fault-injection"))]
+type Delivery = HttpBackend;
+#[cfg(feature = "fault-injection")]
+type Delivery = fault::PanicOn<HttpBackend>;
+
+/// A forwarder ready to serve: its secrets read, its HTTP and AWS clients built.
+#[derive(Debug)]
+pub struct Ready(Forwarder<Delivery>);
+
+/// The cold start's work before the first event: reads the secrets that are kept elsewhere and
+/// builds the HTTP and SQS clients once. An error here is an init error (the configuration).
+pub async fn init(mut config: Config) -> Result<Ready, Error> {
     if let Some(source) = &config.signing_secret_source {
         config.backend.signer = Some(source.signer().await?);
     }
@@ -42,7 +53,7 @@ pub async fn run(mut config: Config) -> Result<(), Error> {
             None
         }
     };
-    let forwarder = Forwarder {
+    Ok(Ready(Forwarder {
         backend,
         primary,
         failover_url: config.failover_queue_url.clone(),
@@ -50,7 +61,11 @@ pub async fn run(mut config: Config) -> Result<(), Error> {
         poll: config.poll.clone(),
         breaker: Breaker::new(config.breaker.threshold, config.breaker.probe_interval),
         circuit,
-    };
+    }))
+}
+
+/// Serves events until the runtime stops.
+pub async fn serve(Ready(forwarder): Ready) -> Result<(), Error> {
     let forwarder = &forwarder;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         forwarder.handle(event).await

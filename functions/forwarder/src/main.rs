@@ -6,5 +6,6 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = forwarder::Config::from_env(&Env::process())
         .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
-    forwarder::run(config).await
+    let ready = forwarder::init(config).await?;
+    forwarder::serve(ready).await
 }
