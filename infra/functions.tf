@@ -248,11 +248,6 @@ resource "aws_lambda_function" "forwarder" {
     }
 
     precondition {
-      condition     = var.signing_secret_kms_key_arn == null || var.signing_secret_arn != null
-      error_message = "signing_secret_kms_key_arn is the key of the secret at signing_secret_arn, which is not set."
-    }
-
-    precondition {
       # Lambda throttles what the mappings invoke beyond the reservation; throttled batches go
       # back to the queue and use up their messages' receives.
       condition     = var.forwarder_reserved_concurrency == null || var.trigger != "sqs" || try(var.forwarder_reserved_concurrency >= local.esm_concurrency_total, false)

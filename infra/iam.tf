@@ -92,45 +92,84 @@ data "aws_iam_policy_document" "forwarder" {
     resources = ["${aws_cloudwatch_log_group.forwarder.arn}:*"]
   }
 
-  # The signing secret, read once at cold start.
+  # The secrets it reads (secret_arns): each service's read action on exactly those ARNs.
   dynamic "statement" {
-    for_each = var.signing_secret_arn == null ? [] : [var.signing_secret_arn]
+    for_each = local.secret_resources
     content {
-      sid       = "ReadSigningSecret"
-      actions   = [local.signing_secret_in_ssm ? "ssm:GetParameter" : "secretsmanager:GetSecretValue"]
-      resources = local.signing_secret_resources
+      sid       = local.secret_read[statement.key].sid
+      actions   = [local.secret_read[statement.key].action]
+      resources = statement.value
     }
   }
 
-  # A secret under a customer-managed key: decrypted through its service only.
+  # Secrets under customer-managed keys: decrypted through the services that hold them only.
   dynamic "statement" {
-    for_each = var.signing_secret_kms_key_arn == null ? [] : [var.signing_secret_kms_key_arn]
+    for_each = length(local.secret_kms_key_arns) == 0 || length(local.secret_resources) == 0 ? [] : [local.secret_kms_key_arns]
     content {
-      sid       = "DecryptSigningSecret"
+      sid       = "DecryptSecrets"
       actions   = ["kms:Decrypt"]
-      resources = [statement.value]
+      resources = statement.value
 
       condition {
         test     = "StringEquals"
         variable = "kms:ViaService"
-        values   = ["${local.signing_secret_in_ssm ? "ssm" : "secretsmanager"}.${data.aws_region.current.name}.amazonaws.com"]
+        values   = [for service in keys(local.secret_resources) : "${service}.${data.aws_region.current.name}.amazonaws.com"]
       }
     }
   }
 }
 
 locals {
-  signing_secret_in_ssm = var.signing_secret_arn != null && strcontains(coalesce(var.signing_secret_arn, "-"), ":ssm:")
-  # A Secrets Manager ARN ends in a random 6-character suffix (`<name>-AbCdEf`) that people often
-  # leave out: GetSecretValue finds the secret by the partial ARN, but IAM would compare it with the
-  # full one and deny. `-??????` matches the suffix (as AWS advises); the ARN itself, a full one.
-  signing_secret_resources = var.signing_secret_arn == null ? [] : (
-    local.signing_secret_in_ssm ? [var.signing_secret_arn] : [var.signing_secret_arn, "${var.signing_secret_arn}-??????"]
-  )
+  # Every secret the forwarder reads, by the variable that names it (unset ones left out).
+  secret_arns = { for name, arn in {
+    signing_secret_arn = var.signing_secret_arn
+  } : name => arn if arn != null }
+
+  # Where a secret is kept decides the action: an SSM parameter or a Secrets Manager secret.
+  secret_read = {
+    ssm            = { sid = "ReadSecretParameters", action = "ssm:GetParameter" }
+    secretsmanager = { sid = "ReadSecrets", action = "secretsmanager:GetSecretValue" }
+  }
+  # The resources to allow, by service (only the services that hold a secret). A Secrets Manager
+  # ARN ends in a random 6-character suffix (`<name>-AbCdEf`) that people often leave out:
+  # GetSecretValue finds the secret by the partial ARN, but IAM would compare it with the full one
+  # and deny. `-??????` matches the suffix (as AWS advises); the ARN itself, a full one. Whether an
+  # ARN has its suffix cannot be told (`orders-apikey` may be a name), so both go in.
+  secret_resources = { for service, resources in {
+    for arn in distinct(values(local.secret_arns)) :
+    (strcontains(arn, ":ssm:") ? "ssm" : "secretsmanager") => strcontains(arn, ":ssm:") ? [arn] : [arn, "${arn}-??????"]...
+  } : service => sort(flatten(resources)) }
+
+  # The customer-managed keys those secrets are under (signing_secret_kms_key_arn from before
+  # there were other secrets).
+  secret_kms_key_arns = sort(distinct(compact(concat([var.signing_secret_kms_key_arn], var.secret_kms_key_arns))))
+
+  # No wildcards anywhere (region and account included): the policy must name each secret.
+  secret_arn_pattern  = "^arn:aws[a-z-]*:(ssm:[a-z0-9-]+:[0-9]{12}:parameter/[A-Za-z0-9_./-]+|secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+)$"
+  kms_key_arn_pattern = "^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$"
+  bad_secret_arns     = [for name, arn in local.secret_arns : name if !can(regex(local.secret_arn_pattern, arn))]
+  bad_kms_key_arns    = [for arn in local.secret_kms_key_arns : arn if !can(regex(local.kms_key_arn_pattern, arn))]
 }
 
 resource "aws_iam_role_policy" "forwarder" {
   name   = "${local.forwarder_function_name}-policy"
   role   = aws_iam_role.forwarder.id
   policy = data.aws_iam_policy_document.forwarder.json
+
+  lifecycle {
+    precondition {
+      condition     = length(local.bad_secret_arns) == 0
+      error_message = "${join(" and ", local.bad_secret_arns)} must be the ARN of an SSM parameter (arn:aws:ssm:<region>:<account>:parameter/<name>) or of a Secrets Manager secret (arn:aws:secretsmanager:<region>:<account>:secret:<name>[-AbCdEf]), without wildcards."
+    }
+
+    precondition {
+      condition     = length(local.bad_kms_key_arns) == 0
+      error_message = "${join(", ", local.bad_kms_key_arns)}: signing_secret_kms_key_arn and secret_kms_key_arns take the ARNs of KMS keys (arn:aws:kms:<region>:<account>:key/<id>; IAM does not match aliases), without wildcards."
+    }
+
+    precondition {
+      condition     = length(local.secret_kms_key_arns) == 0 || length(local.secret_arns) > 0
+      error_message = "signing_secret_kms_key_arn and secret_kms_key_arns are the keys of the forwarder's secrets, but no secret ARN is set."
+    }
+  }
 }

@@ -348,25 +348,22 @@ variable "signing_secret" {
 }
 
 variable "signing_secret_arn" {
-  description = "`SIGNING_SECRET_ARN`: where the forwarder reads the Standard Webhooks secret once at cold start: an SSM parameter (`arn:aws:ssm:<region>:<account>:parameter/<name>`, a SecureString) or a Secrets Manager secret (`arn:aws:secretsmanager:<region>:<account>:secret:<name>-AbCdEf`; without its 6-character suffix too, which the forwarder's policy then matches with `-??????`). The secret then never enters Terraform's state or the function's configuration. Use instead of `signing_secret`; a secret under a customer-managed key also needs signing_secret_kms_key_arn"
+  description = "`SIGNING_SECRET_ARN`: where the forwarder reads the Standard Webhooks secret once at cold start: an SSM parameter (`arn:aws:ssm:<region>:<account>:parameter/<name>`, a SecureString) or a Secrets Manager secret (`arn:aws:secretsmanager:<region>:<account>:secret:<name>-AbCdEf`; without its 6-character suffix too, which the forwarder's policy then matches with `-??????`). The secret then never enters Terraform's state or the function's configuration. Use instead of `signing_secret`; a secret under a customer-managed key also needs its key in secret_kms_key_arns. Checked with the other secret ARNs by a precondition on the forwarder's policy: no wildcards"
   type        = string
   default     = null
-
-  validation {
-    condition     = var.signing_secret_arn == null || can(regex("^arn:aws[a-z-]*:(ssm:[^:]*:[0-9]*:parameter/.+|secretsmanager:[^:]*:[0-9]*:secret:[^:*?]+)$", var.signing_secret_arn))
-    error_message = "signing_secret_arn must be the ARN of an SSM parameter (arn:aws:ssm:<region>:<account>:parameter/<name>) or of a Secrets Manager secret (arn:aws:secretsmanager:<region>:<account>:secret:<name>[-AbCdEf]), without wildcards."
-  }
 }
 
 variable "signing_secret_kms_key_arn" {
-  description = "The customer-managed KMS key (ARN) that encrypts the secret at signing_secret_arn, when it is not the AWS-managed aws/ssm or aws/secretsmanager key: the forwarder gets kms:Decrypt on it, through that service only. The key's policy must let the account's IAM policies grant it (README, KMS keys). `null` = an AWS-managed key, which needs no grant"
+  description = "The customer-managed KMS key (ARN) of the secret at signing_secret_arn: the same as listing it in secret_kms_key_arns, which covers every secret (kept for existing stacks). `null` = none"
   type        = string
   default     = null
+}
 
-  validation {
-    condition     = var.signing_secret_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[^:]*:[0-9]*:key/.+$", var.signing_secret_kms_key_arn))
-    error_message = "signing_secret_kms_key_arn must be the ARN of a KMS key (arn:aws:kms:<region>:<account>:key/<id>; IAM does not match aliases)."
-  }
+variable "secret_kms_key_arns" {
+  description = "The customer-managed KMS keys (ARNs, `arn:aws:kms:<region>:<account>:key/<id>`) that encrypt the secrets the forwarder reads (signing_secret_arn, backend_headers_secret_arn, oauth_client_secret_arn, client_certificate_secret_arn, backend_ca_arn), when they are not under the AWS-managed aws/ssm or aws/secretsmanager key: the forwarder gets kms:Decrypt on them, through SSM and Secrets Manager only. Their key policies must let the account's IAM policies grant it (README, KMS keys). `[]` = AWS-managed keys only, which need no grant"
+  type        = list(string)
+  default     = []
+  nullable    = false
 }
 
 variable "poll_wait_seconds" {

@@ -874,7 +874,7 @@ run "signing_secret_from_secrets_manager_by_name" {
   }
 
   assert {
-    condition     = local.signing_secret_resources == tolist(["arn:aws:secretsmanager:us-east-1:123456789012:secret:sf-signing", "arn:aws:secretsmanager:us-east-1:123456789012:secret:sf-signing-??????"])
+    condition     = toset(keys(local.secret_resources)) == toset(["secretsmanager"]) && local.secret_resources.secretsmanager == tolist(["arn:aws:secretsmanager:us-east-1:123456789012:secret:sf-signing", "arn:aws:secretsmanager:us-east-1:123456789012:secret:sf-signing-??????"])
     error_message = "The forwarder must be allowed the secret with and without its 6-character suffix."
   }
 
@@ -892,7 +892,7 @@ run "signing_secret_from_ssm_exactly" {
   }
 
   assert {
-    condition     = local.signing_secret_resources == tolist(["arn:aws:ssm:us-east-1:123456789012:parameter/storeforward/signing-secret"])
+    condition     = toset(keys(local.secret_resources)) == toset(["ssm"]) && local.secret_resources.ssm == tolist(["arn:aws:ssm:us-east-1:123456789012:parameter/storeforward/signing-secret"])
     error_message = "An SSM parameter's ARN has no suffix: exactly that ARN."
   }
 }
@@ -904,7 +904,7 @@ run "signing_secret_arn_with_a_wildcard" {
     signing_secret_arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:*"
   }
 
-  expect_failures = [var.signing_secret_arn]
+  expect_failures = [aws_iam_role_policy.forwarder]
 }
 
 run "signing_secret_key_without_a_secret" {
@@ -914,7 +914,7 @@ run "signing_secret_key_without_a_secret" {
     signing_secret_kms_key_arn = "arn:aws:kms:us-east-1:123456789012:key/0b8d3c5e-1111-2222-3333-444455556666"
   }
 
-  expect_failures = [aws_lambda_function.forwarder]
+  expect_failures = [aws_iam_role_policy.forwarder]
 }
 
 run "signing_secret_key_alias" {
@@ -925,7 +925,7 @@ run "signing_secret_key_alias" {
     signing_secret_kms_key_arn = "arn:aws:kms:us-east-1:123456789012:alias/signing"
   }
 
-  expect_failures = [var.signing_secret_kms_key_arn]
+  expect_failures = [aws_iam_role_policy.forwarder]
 }
 
 run "signing_secret_under_its_own_key" {
@@ -941,13 +941,63 @@ run "signing_secret_under_its_own_key" {
       st.actions == toset(["kms:Decrypt"])
       && st.resources == toset(["arn:aws:kms:us-east-1:123456789012:key/0b8d3c5e-1111-2222-3333-444455556666"])
       && st.condition == toset([{ test = "StringEquals", variable = "kms:ViaService", values = tolist(["secretsmanager.us-east-1.amazonaws.com"]) }])
-    ) if st.sid == "DecryptSigningSecret"]) && length([for st in data.aws_iam_policy_document.forwarder.statement : st if st.sid == "DecryptSigningSecret"]) == 1
+    ) if st.sid == "DecryptSecrets"]) && length([for st in data.aws_iam_policy_document.forwarder.statement : st if st.sid == "DecryptSecrets"]) == 1
     error_message = "The forwarder must be allowed kms:Decrypt on the secret's key, through Secrets Manager only."
   }
 
   assert {
-    condition     = one([for st in data.aws_iam_policy_document.forwarder.statement : st.resources if st.sid == "ReadSigningSecret"]) == toset(["arn:aws:secretsmanager:us-east-1:123456789012:secret:sf-signing-AbCdEf", "arn:aws:secretsmanager:us-east-1:123456789012:secret:sf-signing-AbCdEf-??????"])
+    condition     = one([for st in data.aws_iam_policy_document.forwarder.statement : st.resources if st.sid == "ReadSecrets"]) == toset(["arn:aws:secretsmanager:us-east-1:123456789012:secret:sf-signing-AbCdEf", "arn:aws:secretsmanager:us-east-1:123456789012:secret:sf-signing-AbCdEf-??????"])
     error_message = "The forwarder's policy must name the secret (and the suffix pattern)."
+  }
+}
+
+run "signing_secret_keys_in_both_variables" {
+  command = plan
+
+  # signing_secret_kms_key_arn from before secret_kms_key_arns keeps working, and they add up.
+  variables {
+    signing_secret_arn         = "arn:aws:ssm:us-east-1:123456789012:parameter/storeforward/signing-secret"
+    signing_secret_kms_key_arn = "arn:aws:kms:us-east-1:123456789012:key/0b8d3c5e-1111-2222-3333-444455556666"
+    secret_kms_key_arns        = ["arn:aws:kms:us-east-1:123456789012:key/mrk-1234abcd", "arn:aws:kms:us-east-1:123456789012:key/0b8d3c5e-1111-2222-3333-444455556666"]
+  }
+
+  assert {
+    condition = one([for st in data.aws_iam_policy_document.forwarder.statement : (
+      st.resources == toset(["arn:aws:kms:us-east-1:123456789012:key/0b8d3c5e-1111-2222-3333-444455556666", "arn:aws:kms:us-east-1:123456789012:key/mrk-1234abcd"])
+      && st.condition == toset([{ test = "StringEquals", variable = "kms:ViaService", values = tolist(["ssm.us-east-1.amazonaws.com"]) }])
+    ) if st.sid == "DecryptSecrets"])
+    error_message = "Each key once, decrypted through SSM only (where the one secret is)."
+  }
+}
+
+# The shapes the forwarder's policy accepts (signing_secret_arn_with_a_wildcard and
+# signing_secret_key_alias show that a refused one fails the plan).
+run "secret_arn_shapes" {
+  command = plan
+
+  # ARN => accepted? (secrets, then KMS keys)
+  assert {
+    condition = alltrue([for arn, accepted in {
+      "arn:aws:ssm:us-east-1:123456789012:parameter/storeforward/signing-secret"                           = true
+      "arn:aws:ssm:eu-west-1:123456789012:parameter/backend_ca.pem"                                        = true
+      "arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:prod/backend+headers@v2=x.y-AbCdEf" = true
+      "arn:aws:secretsmanager:us-east-1:000000000000:secret:orders-apikey"                                 = true
+      "arn:aws:ssm:us-east-1:123456789012:parameter/storeforward/*"                                        = false
+      "arn:aws:ssm:us-east-1:123456789012:parameter/storeforward/signing-secre?"                           = false
+      "arn:aws:ssm:*:123456789012:parameter/storeforward/signing-secret"                                   = false
+      "arn:aws:secretsmanager:*:123456789012:secret:sf-signing"                                            = false
+      "arn:aws:secretsmanager:us-east-1:*:secret:sf-signing"                                               = false
+      "arn:aws:secretsmanager:us-east-1::secret:sf-signing"                                                = false
+      "arn:aws:secretsmanager:us-east-1:123456789012:secret:sf-*"                                          = false
+      "arn:aws:s3:::bucket/secret"                                                                         = false
+      "arn:aws:ssm:us-east-1:123456789012:document/storeforward"                                           = false
+      "storeforward/signing-secret"                                                                        = false
+      "arn:aws:kms:us-east-1:123456789012:key/mrk-1234abcd"                                                = true
+      "arn:aws:kms:us-east-1:123456789012:key/*"                                                           = false
+      "arn:aws:kms:us-east-1:123456789012:alias/signing"                                                   = false
+      "arn:aws:kms:*:123456789012:key/0b8d3c5e"                                                            = false
+    } : can(regex(strcontains(arn, ":kms:") ? local.kms_key_arn_pattern : local.secret_arn_pattern, arn)) == accepted])
+    error_message = "SSM parameters and Secrets Manager secrets (with or without the suffix, any partition) and KMS keys by key ARN must be accepted; wildcards in the name, region or account, other services, bare names and key aliases (IAM does not match them) refused."
   }
 }
 
