@@ -1,5 +1,10 @@
 //! What every suite needs: the local stack, the backend, and clients for the public surfaces.
 
+#[expect(
+    dead_code,
+    reason = "the credentials suite (tests/it/creds.rs) is to use all of it"
+)]
+pub mod creds;
 pub mod proxy;
 pub mod receiver;
 
