@@ -4,19 +4,27 @@
 //! - [`Pki`]: a CA, a server certificate and a client certificate signed by it, and an unrelated
 //!   CA with a client certificate of its own; made fresh for each run.
 //! - [`TokenEndpoint`]: an OAuth 2.0 token endpoint for the client credentials grant (RFC 6749
-//!   §4.4) over plain HTTP at `http://127.0.0.1:{port}/oauth/token`, HTTP/1.1 with keep-alive
-//!   (hyper). Unlike the [`Receiver`](super::Receiver) it never misbehaves, so it needs no
-//!   hand-written HTTP.
+//!   §4.4) over plain HTTP at `http://127.0.0.1:{port}/oauth/token`.
+//! - [`SecureBackend`]: the backend over HTTPS at `https://127.0.0.1:{port}/sales/save-order`. It
+//!   requires a client certificate signed by the CA it trusts (mutual TLS) and, each only once
+//!   configured, a header from a secret, a bearer token from a [`TokenEndpoint`] and a Standard
+//!   Webhooks signature.
+//!
+//! Both speak HTTP/1.1 with keep-alive (hyper); the backend offers only `http/1.1` by ALPN.
+//! Unlike the [`Receiver`](super::Receiver) they never misbehave, so they need no hand-written
+//! HTTP.
 
 use std::collections::HashMap;
+use std::fmt::Display;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{AUTHORIZATION, HeaderValue};
+use hyper::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use rcgen::{
@@ -25,10 +33,18 @@ use rcgen::{
 };
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::server::WebPkiClientVerifier;
+use tokio_rustls::rustls::{RootCertStore, ServerConfig, crypto};
 
 /// The port of the suite's [`TokenEndpoint`].
 pub const TOKEN_PORT: u16 = 9931;
+/// The port of the suite's [`SecureBackend`].
+pub const BACKEND_PORT: u16 = 9932;
 
 /// The common name of [`Pki::ca_pem`]'s certificate.
 pub const CA_CN: &str = "sfit test CA";
@@ -40,6 +56,7 @@ pub const OTHER_CA_CN: &str = "sfit other CA";
 pub const OTHER_CLIENT_CN: &str = "sfit other forwarder";
 
 const TOKEN_PATH: &str = "/oauth/token";
+const ORDER_PATH: &str = "/sales/save-order";
 /// How long tokens live until [`TokenEndpoint::set_lifetime`] says otherwise.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 
@@ -201,7 +218,7 @@ impl TokenEndpoint {
         tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
                 let endpoint = serving.clone();
-                tokio::spawn(serve_http(socket, move |r| endpoint.answer(r)));
+                tokio::spawn(serve_http(socket, move |r| endpoint.answer(r), None));
             }
         });
         Ok(endpoint)
@@ -350,6 +367,264 @@ fn oauth_error(status: u16, error: &str) -> Response<Full<Bytes>> {
     oauth_json(status, &json!({ "error": error }))
 }
 
+/// A check of the [`SecureBackend`] that a request failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// The header of [`SecureBackend::require_header`] is missing or wrong: 403.
+    Header,
+    /// No bearer token, or one its token endpoint does not hold valid (never issued, expired or
+    /// revoked): 401 with `WWW-Authenticate: Bearer`, and `error="invalid_token"` if there was a
+    /// token.
+    Bearer,
+    /// The Standard Webhooks signature is missing, stale or wrong: 401.
+    Signature,
+}
+
+/// One request the [`SecureBackend`] received over an accepted TLS connection.
+#[derive(Debug, Clone)]
+pub struct SecureDelivery {
+    /// When the request had arrived in full.
+    pub at: Instant,
+    /// The `idempotency-key` header, empty if there was none.
+    pub idempotency_key: String,
+    /// The status answered.
+    pub status: u16,
+    /// The first check that failed, in the order of [`Check`]'s variants.
+    pub failed: Option<Check>,
+    /// The token of an `Authorization: Bearer` header.
+    pub bearer: Option<String>,
+    /// The common name of the client certificate's subject.
+    pub client_cn: String,
+    /// The common name of the client certificate's issuer.
+    pub client_issuer_cn: String,
+}
+
+/// The backend over HTTPS at `https://127.0.0.1:{port}/sales/save-order`.
+///
+/// A TLS handshake succeeds only with a client certificate signed by the CA the backend trusts
+/// (at first [`Pki::ca_pem`]); the others are counted in [`SecureBackend::refused_handshakes`].
+/// A `POST` to the path is then answered 200 if it passes every configured check (see [`Check`]
+/// for the statuses otherwise); anything else is 404. Connections are kept alive: a connection
+/// keeps the trust of its handshake until [`SecureBackend::drop_connections`].
+#[derive(Clone)]
+pub struct SecureBackend {
+    inner: Arc<Backend>,
+}
+
+struct Backend {
+    certificate: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    /// The TLS configuration new connections get.
+    tls: Mutex<Arc<ServerConfig>>,
+    header: Mutex<Option<(String, String)>>,
+    signature: Mutex<Option<standardwebhooks::Webhook>>,
+    tokens: Option<TokenEndpoint>,
+    deliveries: Mutex<Vec<SecureDelivery>>,
+    refused: AtomicUsize,
+    /// Bumped to close every open connection.
+    close: watch::Sender<u64>,
+}
+
+impl SecureBackend {
+    /// Starts the backend on 127.0.0.1:`port` on the current runtime, with the server
+    /// certificate of `pki`, trusting client certificates signed by [`Pki::ca_pem`]. With
+    /// `tokens`, every request needs a bearer token that endpoint holds valid.
+    pub async fn start(
+        port: u16,
+        pki: &Pki,
+        tokens: Option<TokenEndpoint>,
+    ) -> Result<Self, String> {
+        let certificate = CertificateDer::pem_slice_iter(pki.server.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("the server certificate: {e}"))?;
+        let key = PrivateKeyDer::from_pem_slice(pki.server.as_bytes())
+            .map_err(|e| format!("the server key: {e}"))?;
+        let tls = server_config(&certificate, &key, pki.ca_pem())?;
+        let listener = bind(port).await?;
+        let backend = Self {
+            inner: Arc::new(Backend {
+                certificate,
+                key,
+                tls: Mutex::new(tls),
+                header: Mutex::default(),
+                signature: Mutex::default(),
+                tokens,
+                deliveries: Mutex::default(),
+                refused: AtomicUsize::new(0),
+                close: watch::Sender::new(0),
+            }),
+        };
+        let serving = backend.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                tokio::spawn(serving.clone().connection(socket));
+            }
+        });
+        Ok(backend)
+    }
+
+    /// Trusts only client certificates signed by a CA in `pem` (one or more certificates) for
+    /// new connections; open ones keep theirs.
+    pub fn trust_client_ca(&self, pem: &str) -> Result<(), String> {
+        let config = server_config(&self.inner.certificate, &self.inner.key, pem)?;
+        *lock(&self.inner.tls) = config;
+        Ok(())
+    }
+
+    /// Closes every open connection, each once its request in flight is answered, so that the
+    /// client's next request needs a new handshake.
+    pub fn drop_connections(&self) {
+        self.inner.close.send_modify(|n| *n += 1);
+    }
+
+    /// Requires header `name` to be `value` on every request from now on (replacing an earlier
+    /// requirement).
+    pub fn require_header(&self, name: &str, value: &str) {
+        *lock(&self.inner.header) = Some((name.to_owned(), value.to_owned()));
+    }
+
+    /// Requires a Standard Webhooks signature with `secret` (`whsec_…` or bare base64) on every
+    /// request from now on.
+    pub fn require_signature(&self, secret: &str) -> Result<(), String> {
+        let webhook =
+            standardwebhooks::Webhook::new(secret).map_err(|e| format!("signing secret: {e}"))?;
+        *lock(&self.inner.signature) = Some(webhook);
+        Ok(())
+    }
+
+    /// Every request so far, in the order they were answered.
+    pub fn deliveries(&self) -> Vec<SecureDelivery> {
+        lock(&self.inner.deliveries).clone()
+    }
+
+    /// How many connections were closed before their TLS handshake completed: those without a
+    /// client certificate or with one the backend does not trust.
+    pub fn refused_handshakes(&self) -> usize {
+        self.inner.refused.load(Ordering::Relaxed)
+    }
+
+    async fn connection(self, socket: TcpStream) {
+        let close = self.inner.close.subscribe();
+        let acceptor = TlsAcceptor::from(lock(&self.inner.tls).clone());
+        let Ok(tls) = acceptor.accept(socket).await else {
+            self.inner.refused.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let client = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(<[_]>::first)
+            .map(common_names)
+            .unwrap_or_default();
+        serve_http(tls, move |r| self.answer(r, &client), Some(close)).await;
+    }
+
+    fn answer(&self, request: Request<Bytes>, client: &(String, String)) -> Response<Full<Bytes>> {
+        let at = Instant::now();
+        let text = |name: HeaderName| request.headers().get(name).and_then(|v| v.to_str().ok());
+        let bearer = text(AUTHORIZATION)
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim().to_owned());
+        let routed = request.method() == Method::POST && request.uri().path() == ORDER_PATH;
+        let failed = routed
+            .then(|| self.first_failed_check(&request, bearer.as_deref()))
+            .flatten();
+        let response = match failed {
+            None if !routed => response(404, &[], ""),
+            None => response(200, &[], ""),
+            Some(Check::Header) => response(403, &[], ""),
+            Some(Check::Bearer) => {
+                let challenge = if bearer.is_some() {
+                    "Bearer error=\"invalid_token\""
+                } else {
+                    "Bearer"
+                };
+                response(401, &[("www-authenticate", challenge)], "")
+            }
+            Some(Check::Signature) => response(401, &[], ""),
+        };
+        lock(&self.inner.deliveries).push(SecureDelivery {
+            at,
+            idempotency_key: text(HeaderName::from_static("idempotency-key"))
+                .unwrap_or_default()
+                .to_owned(),
+            status: response.status().as_u16(),
+            failed,
+            bearer,
+            client_cn: client.0.clone(),
+            client_issuer_cn: client.1.clone(),
+        });
+        response
+    }
+
+    /// The first check of [`Check`]'s order that `request` fails.
+    fn first_failed_check(&self, request: &Request<Bytes>, bearer: Option<&str>) -> Option<Check> {
+        let headers = request.headers();
+        let header_ok = lock(&self.inner.header)
+            .as_ref()
+            .is_none_or(|(name, value)| headers.get(name.as_str()).is_some_and(|v| v == value));
+        let bearer_ok = self
+            .inner
+            .tokens
+            .as_ref()
+            .is_none_or(|tokens| bearer.is_some_and(|token| tokens.is_valid(token)));
+        let signature_ok = lock(&self.inner.signature)
+            .as_ref()
+            .is_none_or(|webhook| webhook.verify(request.body(), headers).is_ok());
+        [
+            (header_ok, Check::Header),
+            (bearer_ok, Check::Bearer),
+            (signature_ok, Check::Signature),
+        ]
+        .into_iter()
+        .find_map(|(ok, check)| (!ok).then_some(check))
+    }
+}
+
+/// A TLS configuration with the backend's certificate that requires a client certificate
+/// signed by a CA in `client_ca_pem`.
+fn server_config(
+    certificate: &[CertificateDer<'static>],
+    key: &PrivateKeyDer<'static>,
+    client_ca_pem: &str,
+) -> Result<Arc<ServerConfig>, String> {
+    let tls = |e: &dyn Display| format!("the backend's TLS configuration: {e}");
+    let mut roots = RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(client_ca_pem.as_bytes()) {
+        let ca = ca.map_err(|e| tls(&e))?;
+        roots.add(ca).map_err(|e| tls(&e))?;
+    }
+    let provider = Arc::new(crypto::aws_lc_rs::default_provider());
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| tls(&e))?;
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls(&e))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certificate.to_vec(), key.clone_key())
+        .map_err(|e| tls(&e))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The common names of a certificate's subject and issuer (empty where there is none).
+fn common_names(certificate: &CertificateDer<'_>) -> (String, String) {
+    let Ok((_, parsed)) = x509_parser::parse_x509_certificate(certificate) else {
+        return Default::default();
+    };
+    let cn = |name: &x509_parser::x509::X509Name<'_>| {
+        name.iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (cn(parsed.subject()), cn(parsed.issuer()))
+}
+
 async fn bind(port: u16) -> Result<TcpListener, String> {
     TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
         .await
@@ -357,10 +632,11 @@ async fn bind(port: u16) -> Result<TcpListener, String> {
 }
 
 /// Serves HTTP/1.1 with keep-alive on one connection, answering each request with `answer`,
-/// until the client closes it.
+/// until the client closes it or `close` changes (then once the request in flight is answered).
 async fn serve_http(
     io: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
     answer: impl Fn(Request<Bytes>) -> Response<Full<Bytes>> + Send + Sync + 'static,
+    close: Option<watch::Receiver<u64>>,
 ) {
     let answer = Arc::new(answer);
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
@@ -371,9 +647,22 @@ async fn serve_http(
             Ok::<_, hyper::Error>(answer(Request::from_parts(head, body)))
         }
     });
-    let _ = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(io), service)
-        .await;
+    let connection =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let closed = async {
+        match close {
+            Some(mut close) => {
+                let _ = close.changed().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        () = closed => connection.as_mut().graceful_shutdown(),
+    }
+    let _ = connection.await;
 }
 
 fn response(
