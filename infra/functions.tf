@@ -51,11 +51,34 @@ locals {
       MAX_RPS            = var.max_rps == null ? null : tostring(var.max_rps)
       SIGNING_SECRET_ARN = var.signing_secret_arn
       HEALTH_URL         = var.health_url
+      # How it authenticates at the backend: secrets by ARN only.
+      BACKEND_HEADERS_SECRET_ARN    = var.backend_headers_secret_arn
+      OAUTH_TOKEN_URL               = var.oauth_token_url
+      OAUTH_CLIENT_ID               = var.oauth_client_id
+      OAUTH_CLIENT_SECRET_ARN       = var.oauth_client_secret_arn
+      OAUTH_SCOPE                   = var.oauth_scope
+      OAUTH_AUDIENCE                = var.oauth_audience
+      OAUTH_CLIENT_AUTH             = var.oauth_client_auth
+      CLIENT_CERTIFICATE_SECRET_ARN = var.client_certificate_secret_arn
+      BACKEND_CA_ARN                = var.backend_ca_arn
+      CREDENTIALS_REFRESH_SECONDS   = var.credentials_refresh_seconds == null ? null : tostring(var.credentials_refresh_seconds)
     }) : name => value if value != null },
     # Kept apart so that only this value, not the whole environment, is sensitive in plans.
     nonsensitive(var.signing_secret != null) ? { SIGNING_SECRET = var.signing_secret } : {},
     var.forwarder_environment,
   )
+
+  # OAuth2 takes its three settings together, and its options only with them.
+  oauth_required_missing = [for name, value in {
+    oauth_token_url         = var.oauth_token_url
+    oauth_client_id         = var.oauth_client_id
+    oauth_client_secret_arn = var.oauth_client_secret_arn
+  } : name if value == null]
+  oauth_options_set = [for name, value in {
+    oauth_scope       = var.oauth_scope
+    oauth_audience    = var.oauth_audience
+    oauth_client_auth = var.oauth_client_auth
+  } : name if value != null]
 
   # The forwarder starts no delivery unless REQUEST_TIMEOUT_MS + DEADLINE_MARGIN_MS remain.
   forwarder_min_timeout_ms = var.request_timeout_ms + coalesce(var.deadline_margin_ms, 1000)
@@ -234,7 +257,7 @@ resource "aws_lambda_function" "forwarder" {
 
     precondition {
       condition     = local.environment_bytes.forwarder <= local.environment_limit_bytes
-      error_message = "The forwarder's environment variables come to ${local.environment_bytes.forwarder} bytes of JSON; Lambda accepts at most 4096 (4 KB, all together), so AWS would refuse the function (LocalStack does not check). Shorten forwarder_environment, or the longest values (backend_url, health_url)."
+      error_message = "The forwarder's environment variables come to ${local.environment_bytes.forwarder} bytes of JSON; Lambda accepts at most 4096 (4 KB, all together), so AWS would refuse the function (LocalStack does not check). Shorten forwarder_environment, or the longest values (backend_url, health_url, oauth_token_url, oauth_scope, the secret ARNs)."
     }
 
     precondition {
@@ -245,6 +268,16 @@ resource "aws_lambda_function" "forwarder" {
     precondition {
       condition     = var.signing_secret == null || var.signing_secret_arn == null
       error_message = "Give signing_secret or signing_secret_arn, not both."
+    }
+
+    precondition {
+      condition     = length(local.oauth_required_missing) == 0 || length(local.oauth_required_missing) == 3
+      error_message = "OAuth2 client credentials need oauth_token_url, oauth_client_id and oauth_client_secret_arn together; ${join(" and ", local.oauth_required_missing)} missing."
+    }
+
+    precondition {
+      condition     = var.oauth_token_url != null || length(local.oauth_options_set) == 0
+      error_message = "${join(", ", local.oauth_options_set)}: only with OAuth2 client credentials (oauth_token_url, oauth_client_id, oauth_client_secret_arn)."
     }
 
     precondition {

@@ -122,7 +122,11 @@ data "aws_iam_policy_document" "forwarder" {
 locals {
   # Every secret the forwarder reads, by the variable that names it (unset ones left out).
   secret_arns = { for name, arn in {
-    signing_secret_arn = var.signing_secret_arn
+    signing_secret_arn            = var.signing_secret_arn
+    backend_headers_secret_arn    = var.backend_headers_secret_arn
+    oauth_client_secret_arn       = var.oauth_client_secret_arn
+    client_certificate_secret_arn = var.client_certificate_secret_arn
+    backend_ca_arn                = var.backend_ca_arn
   } : name => arn if arn != null }
 
   # Where a secret is kept decides the action: an SSM parameter or a Secrets Manager secret.

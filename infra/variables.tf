@@ -366,6 +366,100 @@ variable "secret_kms_key_arns" {
   nullable    = false
 }
 
+# How the forwarder authenticates at the backend (README, Backend credentials). Every secret is
+# read from SSM or Secrets Manager by ARN, never passed in: see secret_arns in iam.tf.
+
+variable "backend_headers_secret_arn" {
+  description = "`BACKEND_HEADERS_SECRET_ARN`: an SSM parameter (SecureString) or Secrets Manager secret holding a JSON object of header name to value (`{\"Authorization\":\"Basic ...\"}`, `{\"X-Api-Key\":\"...\"}`), sent with every delivery; read at cold start and again after a 401 or 403. `null` = no such headers"
+  type        = string
+  default     = null
+}
+
+variable "oauth_token_url" {
+  description = "`OAUTH_TOKEN_URL`: the OAuth2 token endpoint (https://, or http:// for local tests) where the forwarder gets a bearer token with the client credentials grant. Goes with oauth_client_id and oauth_client_secret_arn. `null` = no OAuth2"
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.oauth_token_url == null || can(regex("^https?://[^/?#@\\s]+([/?#]\\S*)?$", var.oauth_token_url))
+    error_message = "oauth_token_url must be an http:// or https:// URL without credentials in it (user@host)."
+  }
+}
+
+variable "oauth_client_id" {
+  description = "`OAUTH_CLIENT_ID`: the OAuth2 client's ID (not a secret: it is in the function's configuration). Goes with oauth_token_url and oauth_client_secret_arn"
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.oauth_client_id == null || can(regex("^\\S+$", var.oauth_client_id))
+    error_message = "oauth_client_id must not be empty or hold white space."
+  }
+}
+
+variable "oauth_client_secret_arn" {
+  description = "`OAUTH_CLIENT_SECRET_ARN`: an SSM parameter (SecureString) or Secrets Manager secret holding the OAuth2 client secret as plain text; read at cold start and again when the token endpoint refuses it. Goes with oauth_token_url and oauth_client_id"
+  type        = string
+  default     = null
+}
+
+variable "oauth_scope" {
+  description = "`OAUTH_SCOPE`: the scopes to ask for, space-separated (`orders:write audit`). `null` = none asked for (the endpoint's default)"
+  type        = string
+  default     = null
+
+  validation {
+    # RFC 6749, 3.3: scope tokens of printable ASCII but space, " and \, one space apart.
+    condition     = var.oauth_scope == null || can(regex("^[\\x21\\x23-\\x5b\\x5d-\\x7e]+( [\\x21\\x23-\\x5b\\x5d-\\x7e]+)*$", var.oauth_scope))
+    error_message = "oauth_scope must be scope tokens (printable ASCII, no quotes or backslashes) separated by single spaces."
+  }
+}
+
+variable "oauth_audience" {
+  description = "`OAUTH_AUDIENCE`: the `audience` to ask the token endpoint for (Auth0, Okta and others want one). `null` = none"
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.oauth_audience == null || can(regex("^\\S+$", var.oauth_audience))
+    error_message = "oauth_audience must not be empty or hold white space."
+  }
+}
+
+variable "oauth_client_auth" {
+  description = "`OAUTH_CLIENT_AUTH`: how the client authenticates at the token endpoint: `basic` (HTTP Basic, client_secret_basic) or `post` (in the form body, client_secret_post). `null` = the code's default, basic"
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.oauth_client_auth == null || contains(["basic", "post"], coalesce(var.oauth_client_auth, "-"))
+    error_message = "oauth_client_auth must be basic or post."
+  }
+}
+
+variable "client_certificate_secret_arn" {
+  description = "`CLIENT_CERTIFICATE_SECRET_ARN`: mutual TLS: a Secrets Manager secret or SSM SecureString holding the PEM client certificate chain and its private key in one value, presented to the backend. `null` = no client certificate"
+  type        = string
+  default     = null
+}
+
+variable "backend_ca_arn" {
+  description = "`BACKEND_CA_ARN`: a Secrets Manager secret or SSM parameter holding a PEM bundle of CA certificates the forwarder trusts for the backend in addition to the system roots (a private CA). `null` = the system roots only"
+  type        = string
+  default     = null
+}
+
+variable "credentials_refresh_seconds" {
+  description = "`CREDENTIALS_REFRESH_SECONDS`: the least time between two re-reads of a secret after the backend or the token endpoint refused it, 1-3600 s (`null` = the code's default, 60)"
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.credentials_refresh_seconds == null || try(var.credentials_refresh_seconds >= 1 && var.credentials_refresh_seconds <= 3600 && floor(var.credentials_refresh_seconds) == var.credentials_refresh_seconds, false)
+    error_message = "credentials_refresh_seconds must be a whole number from 1 to 3600."
+  }
+}
+
 variable "poll_wait_seconds" {
   description = "`POLL_WAIT_SECONDS` (trigger = schedule): long-poll wait per receive, 0-20 (`null` = the code's default, 1)"
   type        = number

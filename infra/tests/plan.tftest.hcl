@@ -1001,6 +1001,194 @@ run "secret_arn_shapes" {
   }
 }
 
+################################################################################
+# Backend credentials: headers from a secret, OAuth2 client credentials, mutual TLS
+################################################################################
+
+run "backend_credentials_off_by_default" {
+  command = plan
+
+  assert {
+    condition     = length(setintersection(keys(aws_lambda_function.forwarder.environment[0].variables), ["SIGNING_SECRET_ARN", "BACKEND_HEADERS_SECRET_ARN", "OAUTH_TOKEN_URL", "OAUTH_CLIENT_ID", "OAUTH_CLIENT_SECRET_ARN", "OAUTH_SCOPE", "OAUTH_AUDIENCE", "OAUTH_CLIENT_AUTH", "CLIENT_CERTIFICATE_SECRET_ARN", "BACKEND_CA_ARN", "CREDENTIALS_REFRESH_SECONDS"])) == 0
+    error_message = "Without credentials the forwarder must get none of their variables (the code's defaults apply)."
+  }
+
+  assert {
+    condition     = length(local.secret_arns) == 0 && length([for st in data.aws_iam_policy_document.forwarder.statement : st if contains(["ReadSecretParameters", "ReadSecrets", "DecryptSecrets"], st.sid)]) == 0
+    error_message = "Without secrets the forwarder must be allowed to read none."
+  }
+}
+
+run "backend_credentials_every_mode" {
+  command = plan
+
+  # Every mode at once, with signing; secrets in both services, ARNs with and without suffix.
+  variables {
+    signing_secret_arn            = "arn:aws:ssm:us-east-1:123456789012:parameter/sf/signing-secret"
+    backend_headers_secret_arn    = "arn:aws:secretsmanager:us-east-1:123456789012:secret:sf/backend-headers"
+    oauth_token_url               = "https://auth.example.com/oauth2/token"
+    oauth_client_id               = "storeforward"
+    oauth_client_secret_arn       = "arn:aws:ssm:us-east-1:123456789012:parameter/sf/oauth-client-secret"
+    oauth_scope                   = "orders:write audit"
+    oauth_audience                = "https://backend.example.com"
+    oauth_client_auth             = "post"
+    client_certificate_secret_arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:sf/client-cert-AbCdEf"
+    backend_ca_arn                = "arn:aws:ssm:us-east-1:123456789012:parameter/sf/backend-ca"
+    credentials_refresh_seconds   = 300
+    secret_kms_key_arns           = ["arn:aws:kms:us-east-1:123456789012:key/0b8d3c5e-1111-2222-3333-444455556666"]
+  }
+
+  assert {
+    condition = tomap({ for name, value in aws_lambda_function.forwarder.environment[0].variables : name => value if contains(["SIGNING_SECRET_ARN", "BACKEND_HEADERS_SECRET_ARN", "CLIENT_CERTIFICATE_SECRET_ARN", "BACKEND_CA_ARN", "CREDENTIALS_REFRESH_SECONDS"], name) || startswith(name, "OAUTH_") }) == tomap({
+      SIGNING_SECRET_ARN            = "arn:aws:ssm:us-east-1:123456789012:parameter/sf/signing-secret"
+      BACKEND_HEADERS_SECRET_ARN    = "arn:aws:secretsmanager:us-east-1:123456789012:secret:sf/backend-headers"
+      OAUTH_TOKEN_URL               = "https://auth.example.com/oauth2/token"
+      OAUTH_CLIENT_ID               = "storeforward"
+      OAUTH_CLIENT_SECRET_ARN       = "arn:aws:ssm:us-east-1:123456789012:parameter/sf/oauth-client-secret"
+      OAUTH_SCOPE                   = "orders:write audit"
+      OAUTH_AUDIENCE                = "https://backend.example.com"
+      OAUTH_CLIENT_AUTH             = "post"
+      CLIENT_CERTIFICATE_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:sf/client-cert-AbCdEf"
+      BACKEND_CA_ARN                = "arn:aws:ssm:us-east-1:123456789012:parameter/sf/backend-ca"
+      CREDENTIALS_REFRESH_SECONDS   = "300"
+    })
+    error_message = "The forwarder must get each credential setting under its variable, and secrets by ARN only."
+  }
+
+  assert {
+    condition     = strcontains(local.environment_json.forwarder, "\"OAUTH_SCOPE\":\"orders:write audit\"") && strcontains(local.environment_json.forwarder, "\"BACKEND_CA_ARN\":")
+    error_message = "The credential settings must count towards the 4 KB of environment."
+  }
+
+  assert {
+    condition = { for st in data.aws_iam_policy_document.forwarder.statement : st.sid => { actions = st.actions, resources = st.resources } if contains(["ReadSecretParameters", "ReadSecrets"], st.sid) } == {
+      ReadSecretParameters = {
+        actions   = toset(["ssm:GetParameter"])
+        resources = toset(["arn:aws:ssm:us-east-1:123456789012:parameter/sf/signing-secret", "arn:aws:ssm:us-east-1:123456789012:parameter/sf/oauth-client-secret", "arn:aws:ssm:us-east-1:123456789012:parameter/sf/backend-ca"])
+      }
+      ReadSecrets = {
+        actions = toset(["secretsmanager:GetSecretValue"])
+        resources = toset([
+          "arn:aws:secretsmanager:us-east-1:123456789012:secret:sf/backend-headers",
+          "arn:aws:secretsmanager:us-east-1:123456789012:secret:sf/backend-headers-??????",
+          "arn:aws:secretsmanager:us-east-1:123456789012:secret:sf/client-cert-AbCdEf",
+          "arn:aws:secretsmanager:us-east-1:123456789012:secret:sf/client-cert-AbCdEf-??????",
+        ])
+      }
+    }
+    error_message = "The forwarder must read exactly the configured secrets: each SSM parameter, each Secrets Manager secret with its suffix pattern, nothing else."
+  }
+
+  assert {
+    condition     = !anytrue(flatten([for st in data.aws_iam_policy_document.forwarder.statement : [for r in st.resources : strcontains(r, "*")] if contains(["ReadSecretParameters", "ReadSecrets", "DecryptSecrets"], st.sid)]))
+    error_message = "No \"*\" in the resources of the secret statements."
+  }
+
+  assert {
+    condition = one([for st in data.aws_iam_policy_document.forwarder.statement : (
+      st.actions == toset(["kms:Decrypt"])
+      && st.resources == toset(["arn:aws:kms:us-east-1:123456789012:key/0b8d3c5e-1111-2222-3333-444455556666"])
+      && st.condition == toset([{ test = "StringEquals", variable = "kms:ViaService", values = tolist(["secretsmanager.us-east-1.amazonaws.com", "ssm.us-east-1.amazonaws.com"]) }])
+    ) if st.sid == "DecryptSecrets"])
+    error_message = "The secrets' key must be decrypted through SSM and Secrets Manager only, the services that hold them."
+  }
+}
+
+run "headers_and_client_certificate_only" {
+  command = plan
+
+  # Two modes without OAuth2, a CA bundle or signing: only their variables, only their secrets.
+  variables {
+    backend_headers_secret_arn    = "arn:aws:ssm:us-east-1:123456789012:parameter/sf/backend-headers"
+    client_certificate_secret_arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:sf/client-cert"
+  }
+
+  assert {
+    condition     = sort([for name in keys(aws_lambda_function.forwarder.environment[0].variables) : name if strcontains(name, "SECRET") || startswith(name, "OAUTH_") || contains(["BACKEND_CA_ARN", "CREDENTIALS_REFRESH_SECONDS"], name)]) == tolist(["BACKEND_HEADERS_SECRET_ARN", "CLIENT_CERTIFICATE_SECRET_ARN"])
+    error_message = "Each mode must set its own variable and no other mode's (a client certificate needs no CA bundle: the system roots apply)."
+  }
+
+  assert {
+    condition     = local.secret_resources.ssm == tolist([var.backend_headers_secret_arn]) && local.secret_resources.secretsmanager == tolist([var.client_certificate_secret_arn, "${var.client_certificate_secret_arn}-??????"]) && length([for st in data.aws_iam_policy_document.forwarder.statement : st if st.sid == "DecryptSecrets"]) == 0
+    error_message = "The forwarder must read those two secrets and nothing else, and decrypt with no key of its own."
+  }
+}
+
+run "oauth_without_its_client_secret" {
+  command = plan
+
+  variables {
+    oauth_token_url = "https://auth.example.com/oauth2/token"
+    oauth_client_id = "storeforward"
+  }
+
+  expect_failures = [aws_lambda_function.forwarder]
+}
+
+run "oauth_options_without_oauth" {
+  command = plan
+
+  variables {
+    oauth_scope = "orders:write"
+  }
+
+  expect_failures = [aws_lambda_function.forwarder]
+}
+
+run "credential_settings_refused" {
+  command = plan
+
+  variables {
+    oauth_token_url             = "https://storeforward:secret@auth.example.com/oauth2/token"
+    oauth_client_id             = "store forward"
+    oauth_client_secret_arn     = "arn:aws:ssm:us-east-1:123456789012:parameter/sf/oauth-client-secret"
+    oauth_scope                 = "orders:write  audit"
+    oauth_client_auth           = "private_key_jwt"
+    credentials_refresh_seconds = 0
+  }
+
+  expect_failures = [var.oauth_token_url, var.oauth_client_id, var.oauth_scope, var.oauth_client_auth, var.credentials_refresh_seconds]
+}
+
+run "credential_settings_refused_past_their_bounds" {
+  command = plan
+
+  variables {
+    oauth_token_url             = "auth.example.com/oauth2/token"
+    oauth_client_id             = "storeforward"
+    oauth_client_secret_arn     = "arn:aws:ssm:us-east-1:123456789012:parameter/sf/oauth-client-secret"
+    oauth_audience              = ""
+    credentials_refresh_seconds = 3601
+  }
+
+  expect_failures = [var.oauth_token_url, var.oauth_audience, var.credentials_refresh_seconds]
+}
+
+run "backend_ca_not_an_arn" {
+  command = plan
+
+  # Every secret ARN is checked, not only the signing secret's.
+  variables {
+    backend_ca_arn = "sf/backend-ca"
+  }
+
+  expect_failures = [aws_iam_role_policy.forwarder]
+}
+
+run "environment_with_long_credential_settings" {
+  command = plan
+
+  # About 3,600 bytes of scopes: with the other variables, over 4 KB.
+  variables {
+    oauth_token_url         = "https://auth.example.com/oauth2/token"
+    oauth_client_id         = "storeforward"
+    oauth_client_secret_arn = "arn:aws:ssm:us-east-1:123456789012:parameter/sf/oauth-client-secret"
+    oauth_scope             = join(" ", [for i in range(400) : "scope:${format("%03d", i)}"])
+  }
+
+  expect_failures = [aws_lambda_function.forwarder]
+}
+
 run "alarm_topic_unencrypted_on_localstack" {
   command = plan
 
