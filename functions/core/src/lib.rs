@@ -12,6 +12,7 @@ pub mod order;
 pub mod pacer;
 pub mod poll;
 pub mod retry;
+pub mod startup;
 
 #[cfg(any(test, feature = "fakes"))]
 pub mod fakes;
