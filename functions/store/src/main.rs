@@ -1,10 +1,10 @@
 use lambda_http::Error;
 use storeforward_core::config::Env;
+use storeforward_core::startup::init_or_exit;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
-    let config = store::Config::from_env(&Env::process())
-        .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
+    let config = init_or_exit(async { store::Config::from_env(&Env::process()) }).await;
     store::run(config).await
 }
