@@ -1,11 +1,13 @@
 use lambda_runtime::Error;
 use storeforward_core::config::Env;
+use storeforward_core::startup::init_or_exit;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = forwarder::Config::from_env(&Env::process())
-        .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
-    let ready = forwarder::init(config).await?;
+    let ready = init_or_exit(async {
+        forwarder::init(forwarder::Config::from_env(&Env::process())?).await
+    })
+    .await;
     forwarder::serve(ready).await
 }
