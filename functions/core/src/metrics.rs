@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value, json};
 
 use crate::batch::{Backend, Message, Tally};
-use crate::retry::Attempt;
+use crate::retry::{Attempt, CredentialFailure};
 
 pub const NAMESPACE: &str = "storeforward";
 /// EMF takes at most 100 values per metric in one document.
@@ -128,6 +128,8 @@ pub enum StatusClass {
     ServerError,
     /// Timeout, connection failure, or no request at all.
     NoAnswer,
+    /// No request: the credentials could not be had.
+    NoCredentials(CredentialFailure),
 }
 
 impl StatusClass {
@@ -140,6 +142,7 @@ impl StatusClass {
                 5 => Self::ServerError,
                 _ => Self::NoAnswer,
             },
+            Attempt::NoCredentials { failure, .. } => Self::NoCredentials(*failure),
             _ => Self::NoAnswer,
         }
     }
@@ -151,6 +154,9 @@ impl StatusClass {
             Self::ClientError => "Backend4xx",
             Self::ServerError => "Backend5xx",
             Self::NoAnswer => "BackendNoAnswer",
+            Self::NoCredentials(CredentialFailure::Unavailable) => "CredentialsUnavailable",
+            Self::NoCredentials(CredentialFailure::Rejected) => "CredentialsRejected",
+            Self::NoCredentials(CredentialFailure::Malformed) => "CredentialsMalformed",
         }
     }
 }
@@ -190,6 +196,9 @@ impl<'a, B> Measured<'a, B> {
             StatusClass::ClientError,
             StatusClass::ServerError,
             StatusClass::NoAnswer,
+            StatusClass::NoCredentials(CredentialFailure::Unavailable),
+            StatusClass::NoCredentials(CredentialFailure::Rejected),
+            StatusClass::NoCredentials(CredentialFailure::Malformed),
         ] {
             first = first.count(
                 class.metric(),
@@ -273,6 +282,19 @@ mod tests {
         assert_eq!(
             StatusClass::of(&Attempt::Connection("reset".into())),
             StatusClass::NoAnswer
+        );
+        let no_token = StatusClass::of(&Attempt::NoCredentials {
+            failure: CredentialFailure::Unavailable,
+            reason: "token endpoint answered 503".into(),
+        });
+        assert_eq!(
+            no_token,
+            StatusClass::NoCredentials(CredentialFailure::Unavailable)
+        );
+        assert_eq!(
+            no_token.metric(),
+            "CredentialsUnavailable",
+            "not BackendNoAnswer: the backend was never asked"
         );
     }
 

@@ -20,6 +20,12 @@ impl StatusSet {
         Self(ranges.to_vec())
     }
 
+    /// The set with `status` in it too.
+    pub fn including(mut self, status: u16) -> Self {
+        self.0.push((status, status));
+        self
+    }
+
     /// Whether `status` is in the set.
     pub fn contains(&self, status: u16) -> bool {
         self.0.iter().any(|&(lo, hi)| (lo..=hi).contains(&status))
@@ -103,6 +109,35 @@ pub enum Attempt {
     Connection(String),
     /// The request could not be built or sent for another reason.
     Other(String),
+    /// No request was sent: the credentials it needs could not be had (the OAuth2 token
+    /// endpoint failed or refused the client). Always retryable: the order is not at fault.
+    NoCredentials {
+        failure: CredentialFailure,
+        reason: String,
+    },
+}
+
+/// Why the credentials for a delivery could not be had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialFailure {
+    /// The token endpoint could not answer: a 5xx, 408 or 429, a timeout, a connection failure.
+    Unavailable,
+    /// It refused the client (an OAuth2 error such as `invalid_client`): the configuration or the
+    /// client secret is wrong.
+    Rejected,
+    /// Its answer was not a token response.
+    Malformed,
+}
+
+impl CredentialFailure {
+    /// `unavailable`, `rejected` or `malformed`, as logs and reasons write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unavailable => "unavailable",
+            Self::Rejected => "rejected",
+            Self::Malformed => "malformed",
+        }
+    }
 }
 
 /// What to do with a message after an attempt.
@@ -148,6 +183,10 @@ impl StatusPolicy {
             }
             Attempt::Connection(e) => retry_without_status(&format!("connection failed: {e}")),
             Attempt::Other(e) => retry_without_status(&format!("request failed: {e}")),
+            Attempt::NoCredentials { failure, reason } => retry_without_status(&format!(
+                "not sent: no credentials (token endpoint {}: {reason})",
+                failure.as_str()
+            )),
         }
     }
 }
@@ -283,6 +322,31 @@ mod tests {
                 p.classify(&a),
                 Verdict::Retry { status: None, .. }
             ));
+        }
+    }
+
+    #[test]
+    fn missing_credentials_are_retried_whatever_the_lists_say() {
+        // Even a policy that gives up on everything keeps an order whose credentials failed.
+        let p = StatusPolicy {
+            retryable: StatusSet::from_ranges(&[]),
+            permanent: "100-599".parse().unwrap(),
+        };
+        for failure in [
+            CredentialFailure::Unavailable,
+            CredentialFailure::Rejected,
+            CredentialFailure::Malformed,
+        ] {
+            let verdict = p.classify(&Attempt::NoCredentials {
+                failure,
+                reason: "invalid_client".into(),
+            });
+            let Verdict::Retry { reason, status, .. } = verdict else {
+                panic!("{failure:?}: {verdict:?}");
+            };
+            assert_eq!(status, None);
+            assert!(reason.contains(failure.as_str()), "{reason}");
+            assert!(reason.contains("invalid_client"), "{reason}");
         }
     }
 
