@@ -55,6 +55,8 @@ fn forwarder(url: &str, max_in_flight: usize) -> Forwarder<HttpBackend> {
         connect_timeout: Duration::from_secs(3),
         signer: None,
         health_url: None,
+        identity: None,
+        extra_roots: Vec::new(),
     })
     .unwrap();
     Forwarder {

@@ -1,15 +1,20 @@
-//! The reqwest adapter: one delivery attempt to the backend, signed when configured.
+//! The reqwest adapter: one delivery attempt to the backend, signed and carrying credentials when
+//! configured.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
-use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use reqwest::{Certificate, Identity, Method};
 use sha2::Sha256;
 use storeforward_core::batch::{Backend, Message};
 use storeforward_core::retry::{Attempt, parse_retry_after};
+use tracing::info;
+
+use crate::credentials::Credentials;
 
 /// At most this much of a response body is read (to keep the connection reusable); the rest is
 /// dropped with the connection.
@@ -30,6 +35,30 @@ pub struct BackendSettings {
     pub signer: Option<Signer>,
     /// `HEALTH_URL`: what the circuit breaker's probe `GET`s before it tries a ticket.
     pub health_url: Option<reqwest::Url>,
+    /// The client certificate and key (`CLIENT_CERTIFICATE_SECRET_ARN`), for mutual TLS.
+    pub identity: Option<Identity>,
+    /// CA certificates trusted besides the system's roots (`BACKEND_CA_ARN`).
+    pub extra_roots: Vec<Certificate>,
+}
+
+/// A client certificate chain and its private key, PEM, in one value
+/// (`CLIENT_CERTIFICATE_SECRET_ARN`).
+pub fn identity(pem: &str) -> Result<Identity, String> {
+    Identity::from_pem(pem.as_bytes()).map_err(|e| {
+        format!(
+            "expected PEM certificates and their private key ({})",
+            error_chain(&e)
+        )
+    })
+}
+
+/// One or more PEM CA certificates (`BACKEND_CA_ARN`).
+pub fn roots(pem: &str) -> Result<Vec<Certificate>, String> {
+    match Certificate::from_pem_bundle(pem.as_bytes()) {
+        Ok(roots) if !roots.is_empty() => Ok(roots),
+        Ok(_) => Err("it holds no PEM certificate".into()),
+        Err(e) => Err(format!("expected PEM certificates ({})", error_chain(&e))),
+    }
 }
 
 /// Signs deliveries per the Standard Webhooks specification.
@@ -72,11 +101,13 @@ impl Signer {
 pub struct HttpBackend {
     client: reqwest::Client,
     settings: BackendSettings,
+    credentials: Arc<Credentials>,
 }
 
 impl HttpBackend {
+    /// The backend with its client (TLS roots, client certificate, timeouts) and no credentials.
     pub fn new(settings: &BackendSettings) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
+        let mut client = reqwest::Client::builder()
             .timeout(settings.request_timeout)
             .connect_timeout(settings.connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -84,11 +115,28 @@ impl HttpBackend {
                 "storeforward-forwarder/",
                 env!("CARGO_PKG_VERSION")
             ))
-            .build()?;
+            .tls_certs_merge(settings.extra_roots.iter().cloned());
+        if let Some(identity) = &settings.identity {
+            client = client.identity(identity.clone());
+        }
         Ok(Self {
-            client,
+            client: client.build()?,
             settings: settings.clone(),
+            credentials: Arc::default(),
         })
+    }
+
+    /// The client, for the token endpoint: same timeouts, roots and certificate.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Sends `credentials` with every request.
+    pub fn with_credentials(self, credentials: Credentials) -> Self {
+        Self {
+            credentials: Arc::new(credentials),
+            ..self
+        }
     }
 
     fn request(&self, message: &Message) -> reqwest::RequestBuilder {
@@ -149,13 +197,36 @@ impl HttpBackend {
 }
 
 impl Backend for HttpBackend {
+    /// One attempt, and one more if the backend refused the credentials (401, 403) and newer
+    /// ones could be had.
     async fn deliver(&self, message: &Message) -> Attempt {
-        Self::send(self.request(message)).await
+        let auth = match self.credentials.current().await {
+            Ok(auth) => auth,
+            Err(no_credentials) => return no_credentials,
+        };
+        let attempt = Self::send(auth.apply(self.request(message))).await;
+        let Attempt::Response { status, .. } = attempt else {
+            return attempt;
+        };
+        match self.credentials.after_refusal(&auth, status).await {
+            Some(Ok(fresh)) => {
+                info!(
+                    status,
+                    "credentials refused; trying once more with new ones"
+                );
+                Self::send(fresh.apply(self.request(message))).await
+            }
+            Some(Err(no_credentials)) => no_credentials,
+            None => attempt,
+        }
     }
 
     async fn health(&self) -> Option<Attempt> {
         let url = self.settings.health_url.clone()?;
-        Some(Self::send(self.client.get(url)).await)
+        Some(match self.credentials.current().await {
+            Ok(auth) => Self::send(auth.apply(self.client.get(url))).await,
+            Err(no_credentials) => no_credentials,
+        })
     }
 }
 

@@ -10,6 +10,7 @@ use storeforward_core::retry::{RetrySchedule, StatusPolicy};
 use storeforward_sqs::ClientSettings;
 
 use crate::backend::{BackendSettings, Signer};
+use crate::oauth::{ClientAuth, OAuthSettings};
 use crate::secret::SecretSource;
 
 /// Everything the forwarder needs; see the README for each variable.
@@ -40,9 +41,48 @@ pub struct Config {
     pub poll: Limits,
     pub breaker: BreakerSettings,
     pub sqs: ClientSettings,
-    /// `SIGNING_SECRET_ARN`: where to read the signing secret at cold start (instead of
-    /// `SIGNING_SECRET`).
-    pub signing_secret_source: Option<SecretSource>,
+    pub secrets: SecretSettings,
+}
+
+/// The secrets read at cold start, each named by the ARN of an SSM parameter or a Secrets
+/// Manager secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretSettings {
+    /// `SIGNING_SECRET_ARN`: the signing secret (instead of `SIGNING_SECRET`).
+    pub signing: Option<SecretSource>,
+    /// `BACKEND_HEADERS_SECRET_ARN`: a JSON object of headers to send with every delivery.
+    pub headers: Option<SecretSource>,
+    /// `OAUTH_TOKEN_URL`, `OAUTH_CLIENT_ID`, `OAUTH_SCOPE`, `OAUTH_AUDIENCE`,
+    /// `OAUTH_CLIENT_AUTH`, and the client secret at `OAUTH_CLIENT_SECRET_ARN`.
+    pub oauth: Option<(OAuthSettings, SecretSource)>,
+    /// `CLIENT_CERTIFICATE_SECRET_ARN`: PEM client certificate chain and key, for mutual TLS.
+    pub client_certificate: Option<SecretSource>,
+    /// `BACKEND_CA_ARN`: PEM CA certificates trusted besides the system's roots.
+    pub ca_bundle: Option<SecretSource>,
+    /// `CREDENTIALS_REFRESH_SECONDS`: the least time between two re-reads of a refused secret.
+    pub refresh_interval: Duration,
+}
+
+impl SecretSettings {
+    /// Whether a backend or token endpoint can refuse what they hold, so a refused delivery may
+    /// be sent once more with newer ones.
+    pub fn refusable(&self) -> bool {
+        self.headers.is_some() || self.oauth.is_some()
+    }
+
+    /// Whether any secret is read from AWS.
+    pub fn any(&self) -> bool {
+        self.refusable()
+            || self.signing.is_some()
+            || self.client_certificate.is_some()
+            || self.ca_bundle.is_some()
+    }
+
+    /// The most requests one delivery attempt makes: the token, the delivery, and after a
+    /// refusal both once more.
+    fn requests_per_attempt(&self) -> u32 {
+        (1 + u32::from(self.refusable())) * (1 + u32::from(self.oauth.is_some()))
+    }
 }
 
 /// What happens to a message the forwarder gives up on (`FAILURE_ACTION`).
@@ -97,11 +137,19 @@ impl Config {
                     .map_err(|e| ConfigError::invalid("SIGNING_SECRET", "<redacted>", e))
             })
             .transpose()?;
-        let signing_secret_source = env
-            .optional("SIGNING_SECRET_ARN")
-            .map(|arn| SecretSource::from_arn(arn.trim()))
-            .transpose()?;
-        if signer.is_some() && signing_secret_source.is_some() {
+        let secrets = SecretSettings {
+            signing: secret(env, "SIGNING_SECRET_ARN")?,
+            headers: secret(env, "BACKEND_HEADERS_SECRET_ARN")?,
+            oauth: oauth(env)?,
+            client_certificate: secret(env, "CLIENT_CERTIFICATE_SECRET_ARN")?,
+            ca_bundle: secret(env, "BACKEND_CA_ARN")?,
+            refresh_interval: Duration::from_secs(env.bounded(
+                "CREDENTIALS_REFRESH_SECONDS",
+                60,
+                1..=3600,
+            )?),
+        };
+        if signer.is_some() && secrets.signing.is_some() {
             return Err(ConfigError::invalid(
                 "SIGNING_SECRET_ARN",
                 "<set>",
@@ -134,6 +182,13 @@ impl Config {
             ));
         }
         let defaults = StatusPolicy::default();
+        // A refused credential is the forwarder's problem, not the order's: retried (and
+        // refreshed) rather than dead-lettered, unless the lists say otherwise.
+        let retryable = if secrets.refusable() {
+            defaults.retryable.including(401).including(403)
+        } else {
+            defaults.retryable
+        };
         Ok(Self {
             backend: BackendSettings {
                 url,
@@ -149,13 +204,14 @@ impl Config {
                 connect_timeout: positive(env, "CONNECT_TIMEOUT_MS", Duration::from_secs(3))?,
                 signer,
                 health_url,
+                identity: None,
+                extra_roots: Vec::new(),
             },
-            signing_secret_source,
             queue_url: env.required("QUEUE_URL")?,
             failover_queue_url: env.optional("FAILOVER_QUEUE_URL"),
             dlq_url: env.optional("DLQ_URL"),
             statuses: StatusPolicy {
-                retryable: env.parsed("RETRYABLE_STATUSES", defaults.retryable)?,
+                retryable: env.parsed("RETRYABLE_STATUSES", retryable)?,
                 permanent: env.parsed("PERMANENT_STATUSES", defaults.permanent)?,
             },
             retry_schedule: env.parsed("RETRY_SCHEDULE", RetrySchedule::default())?,
@@ -188,6 +244,7 @@ impl Config {
                 function_name: env.optional("AWS_LAMBDA_FUNCTION_NAME"),
             },
             sqs: ClientSettings::from_env(env)?,
+            secrets,
         })
     }
 
@@ -205,8 +262,62 @@ impl Config {
             },
             max_receives: self.max_receive_count,
             ordered: false,
-            attempt_budget: self.backend.request_timeout + self.deadline_margin,
+            attempt_budget: self.backend.request_timeout * self.secrets.requests_per_attempt()
+                + self.deadline_margin,
         }
+    }
+}
+
+fn secret<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    name: &'static str,
+) -> Result<Option<SecretSource>, ConfigError> {
+    env.optional(name)
+        .map(|arn| SecretSource::from_arn(name, &arn))
+        .transpose()
+}
+
+/// The OAuth2 client credentials settings: the token URL, client id and client secret go
+/// together; scope, audience and client authentication are optional.
+fn oauth<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<Option<(OAuthSettings, SecretSource)>, ConfigError> {
+    let client_auth =
+        env.parsed_with("OAUTH_CLIENT_AUTH", ClientAuth::Basic, |a| match a.trim() {
+            "basic" => Ok(ClientAuth::Basic),
+            "post" => Ok(ClientAuth::Post),
+            _ => Err("expected basic (client_secret_basic) or post (client_secret_post)"),
+        })?;
+    let required = (
+        env.optional("OAUTH_TOKEN_URL"),
+        env.optional("OAUTH_CLIENT_ID"),
+        secret(env, "OAUTH_CLIENT_SECRET_ARN")?,
+    );
+    let optional = ["OAUTH_SCOPE", "OAUTH_AUDIENCE", "OAUTH_CLIENT_AUTH"];
+    match required {
+        (Some(url), Some(client_id), Some(client_secret)) => Ok(Some((
+            OAuthSettings {
+                token_url: http_url("OAUTH_TOKEN_URL", &url)?,
+                client_id: client_id.trim().to_owned(),
+                scope: env.optional("OAUTH_SCOPE"),
+                audience: env.optional("OAUTH_AUDIENCE"),
+                client_auth,
+            },
+            client_secret,
+        ))),
+        (None, None, None) => match optional.into_iter().find(|n| env.optional(n).is_some()) {
+            Some(name) => Err(ConfigError::invalid(
+                name,
+                "<set>",
+                "needs OAUTH_TOKEN_URL, OAUTH_CLIENT_ID and OAUTH_CLIENT_SECRET_ARN",
+            )),
+            None => Ok(None),
+        },
+        _ => Err(ConfigError::invalid(
+            "OAUTH_TOKEN_URL",
+            "<partly set>",
+            "OAUTH_TOKEN_URL, OAUTH_CLIENT_ID and OAUTH_CLIENT_SECRET_ARN go together",
+        )),
     }
 }
 
@@ -232,6 +343,8 @@ fn positive<F: Fn(&str) -> Option<String>>(
 
 #[cfg(test)]
 mod tests {
+    use storeforward_core::retry::{Attempt, Verdict};
+
     use super::*;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
@@ -351,10 +464,112 @@ mod tests {
             ("BREAKER_THRESHOLD", "-1"),
             ("PROBE_INTERVAL_SECONDS", "901"),
             ("SIGNING_SECRET", "not base64!"),
+            ("BACKEND_HEADERS_SECRET_ARN", "X-Api-Key: k"),
+            (
+                "CLIENT_CERTIFICATE_SECRET_ARN",
+                "arn:aws:s3:::bucket/cert.pem",
+            ),
+            ("BACKEND_CA_ARN", "ca.pem"),
+            ("CREDENTIALS_REFRESH_SECONDS", "0"),
         ] {
             let err = config(&[(name, value)]).unwrap_err();
             assert!(err.to_string().contains(name), "{name}={value}: {err}");
         }
+    }
+
+    const SECRET_ARN: &str = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:sf/oauth";
+
+    #[test]
+    fn oauth_needs_its_token_url_client_id_and_client_secret_together() {
+        let all = [
+            ("OAUTH_TOKEN_URL", "https://idp.example/oauth/token"),
+            ("OAUTH_CLIENT_ID", "forwarder"),
+            ("OAUTH_CLIENT_SECRET_ARN", SECRET_ARN),
+            ("OAUTH_SCOPE", "orders:write orders:read"),
+            ("OAUTH_CLIENT_AUTH", "post"),
+        ];
+        let c = config(&all).unwrap();
+        let (oauth, secret) = c.secrets.oauth.clone().unwrap();
+        assert_eq!(oauth.client_id, "forwarder");
+        assert_eq!(oauth.scope.as_deref(), Some("orders:write orders:read"));
+        assert_eq!(oauth.client_auth, ClientAuth::Post);
+        assert_eq!(
+            secret,
+            SecretSource::from_arn("OAUTH_CLIENT_SECRET_ARN", SECRET_ARN).unwrap()
+        );
+        for missing in 0..3 {
+            let partial: Vec<_> = all[..3]
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != missing)
+                .map(|(_, pair)| *pair)
+                .collect();
+            let err = config(&partial).unwrap_err().to_string();
+            assert!(err.contains("go together"), "{err}");
+        }
+        let err = config(&[("OAUTH_SCOPE", "orders:write")]).unwrap_err();
+        assert!(err.to_string().contains("OAUTH_SCOPE"), "{err}");
+        let err = config(&[all[0], all[1], all[2], ("OAUTH_CLIENT_AUTH", "jwt")]).unwrap_err();
+        assert!(err.to_string().contains("OAUTH_CLIENT_AUTH"), "{err}");
+    }
+
+    #[test]
+    fn refusable_credentials_make_401_and_403_retryable_and_widen_the_attempt_budget() {
+        let plain = config(&[]).unwrap().policy();
+        assert!(matches!(
+            plain.statuses.classify(&Attempt::Response {
+                status: 401,
+                retry_after: None
+            }),
+            Verdict::Permanent { .. }
+        ));
+        let headers = config(&[("BACKEND_HEADERS_SECRET_ARN", SECRET_ARN)]).unwrap();
+        let policy = headers.policy();
+        for status in [401, 403] {
+            let attempt = Attempt::Response {
+                status,
+                retry_after: None,
+            };
+            assert!(
+                matches!(policy.statuses.classify(&attempt), Verdict::Retry { .. }),
+                "{status}"
+            );
+        }
+        assert!(matches!(
+            policy.statuses.classify(&Attempt::Response {
+                status: 404,
+                retry_after: None
+            }),
+            Verdict::Permanent { .. }
+        ));
+        // One request and the retry after a refusal; with a token, each may need a new one.
+        assert_eq!(policy.attempt_budget, Duration::from_secs(21));
+        let oauth = config(&[
+            ("OAUTH_TOKEN_URL", "https://idp.example/oauth/token"),
+            ("OAUTH_CLIENT_ID", "forwarder"),
+            ("OAUTH_CLIENT_SECRET_ARN", SECRET_ARN),
+        ])
+        .unwrap();
+        assert_eq!(oauth.policy().attempt_budget, Duration::from_secs(41));
+        let explicit = config(&[
+            ("BACKEND_HEADERS_SECRET_ARN", SECRET_ARN),
+            ("RETRYABLE_STATUSES", "429,500-599"),
+        ])
+        .unwrap();
+        assert!(
+            matches!(
+                explicit.policy().statuses.classify(&Attempt::Response {
+                    status: 401,
+                    retry_after: None
+                }),
+                Verdict::Permanent { .. }
+            ),
+            "an explicit list is taken as written"
+        );
+        // mTLS alone cannot be refused with a status.
+        let mtls = config(&[("CLIENT_CERTIFICATE_SECRET_ARN", SECRET_ARN)]).unwrap();
+        assert_eq!(mtls.policy().attempt_budget, Duration::from_secs(11));
+        assert!(mtls.secrets.any() && !mtls.secrets.refusable());
     }
 
     #[test]

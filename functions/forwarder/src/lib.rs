@@ -3,15 +3,18 @@
 
 mod backend;
 mod config;
+mod credentials;
 #[cfg(feature = "fault-injection")]
 mod fault;
 mod handler;
+mod oauth;
 mod secret;
 
 pub use backend::{BackendSettings, HttpBackend, Signer};
-pub use config::{BreakerSettings, Config, FailureAction};
+pub use config::{BreakerSettings, Config, FailureAction, SecretSettings};
+pub use credentials::Credentials;
 pub use handler::Forwarder;
-pub use secret::SecretSource;
+pub use secret::{SecretReader, SecretSource};
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -34,11 +37,35 @@ pub struct Ready(Forwarder<Delivery>);
 /// The cold start's work before the first event: reads the secrets that are kept elsewhere and
 /// builds the HTTP and SQS clients once. An error here is an init error (the configuration).
 pub async fn init(mut config: Config) -> Result<Ready, Error> {
-    if let Some(source) = &config.signing_secret_source {
-        config.backend.signer = Some(source.signer().await?);
+    let secrets = config.secrets.clone();
+    let reader = match secrets.any() {
+        true => Some(SecretReader::new(
+            &aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
+        )),
+        false => None,
+    };
+    if let Some(reader) = &reader {
+        let settings = &mut config.backend;
+        if let Some(signer) = reader
+            .read_optional(secrets.signing.as_ref(), Signer::from_secret)
+            .await?
+        {
+            settings.signer = Some(signer);
+        }
+        settings.identity = reader
+            .read_optional(secrets.client_certificate.as_ref(), backend::identity)
+            .await?;
+        settings.extra_roots = reader
+            .read_optional(secrets.ca_bundle.as_ref(), backend::roots)
+            .await?
+            .unwrap_or_default();
+    }
+    let mut backend = HttpBackend::new(&config.backend)?;
+    if let Some(reader) = &reader {
+        let credentials = Credentials::load(&secrets, reader, backend.client()).await?;
+        backend = backend.with_credentials(credentials);
     }
     let client = config.sqs.client().await;
-    let backend = HttpBackend::new(&config.backend)?;
     #[cfg(feature = "fault-injection")]
     let backend = fault::PanicOn::from_env(backend);
     let primary = SqsSource::new(client, &config.queue_url, config.dlq_url.clone())

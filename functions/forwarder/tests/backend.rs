@@ -23,6 +23,8 @@ fn settings(url: &str) -> BackendSettings {
         connect_timeout: Duration::from_millis(500),
         signer: None,
         health_url: None,
+        identity: None,
+        extra_roots: Vec::new(),
     }
 }
 
