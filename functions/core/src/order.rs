@@ -3,6 +3,7 @@
 //! [`OrderRules::accept`] turns the parts of an HTTP request into the exact [`Order`] the store
 //! writes to SQS, or a [`Rejection`] that says which 4xx the caller gets and why.
 
+use std::borrow::Cow;
 use std::future::Future;
 
 use serde_json::Value;
@@ -102,6 +103,10 @@ pub enum Rejection {
     NotAnObject(&'static str),
     #[error("order nests arrays and objects deeper than {MAX_NESTING} levels")]
     TooDeep,
+    #[error(
+        "order repeats the member name {name:?} in one object, at {pointer}; RFC 7493 forbids duplicate names"
+    )]
+    DuplicateMember { name: String, pointer: String },
     #[error("order does not match the schema ({} violation(s))", .0.len())]
     SchemaViolation(Vec<Violation>),
 }
@@ -129,6 +134,7 @@ impl Rejection {
             Self::MalformedJson(_) => "malformed_json",
             Self::NotAnObject(_) => "not_an_object",
             Self::TooDeep => "too_deep",
+            Self::DuplicateMember { .. } => "duplicate_member",
             Self::SchemaViolation(_) => "schema_violation",
         }
     }
@@ -352,52 +358,143 @@ fn check_json_object(body: &str) -> Result<(), Rejection> {
     Err(Rejection::NotAnObject(kind))
 }
 
-/// Walks valid JSON text for what the syntax check lets through: nesting deeper than
-/// [`MAX_NESTING`], and `\u` escapes of unpaired UTF-16 surrogates, which no Unicode string holds
-/// (RFC 7493 forbids them; many parsers refuse them).
+/// Walks valid JSON text for what the syntax check lets through (RFC 7493, I-JSON, forbids all
+/// three; many parsers refuse them, others silently keep one of two values): nesting deeper than
+/// [`MAX_NESTING`], `\u` escapes of unpaired UTF-16 surrogates, which no Unicode string holds, and
+/// objects that repeat a member name, compared as decoded (`"a"` and `"\u0061"` are one name).
 fn check_structure(json: &str) -> Result<(), Rejection> {
+    let bytes = json.as_bytes();
+    // The open arrays and objects, innermost last, and the member names of the open objects in
+    // the order read: each object's start at its `Open::Object`.
+    let mut open: Vec<Open> = Vec::new();
+    let mut names: Vec<Cow<'_, str>> = Vec::new();
+    // Valid JSON: a string right after `{`, or after `,` in an object, is a member name.
+    let mut name_next = false;
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        i += 1;
+        match b {
+            b'"' => {
+                let (end, escaped) = string_end(bytes, i)?;
+                if name_next {
+                    names.push(member_name(json, i, end, escaped)?);
+                    name_next = false;
+                }
+                i = end;
+            }
+            b'[' | b'{' if open.len() == MAX_NESTING => return Err(Rejection::TooDeep),
+            b'{' => {
+                open.push(Open::Object(names.len()));
+                name_next = true;
+            }
+            b'[' => open.push(Open::Array(0)),
+            b',' => match open.last_mut() {
+                Some(Open::Object(_)) => name_next = true,
+                Some(Open::Array(index)) => *index += 1,
+                None => {}
+            },
+            b'}' => {
+                if let Some(Open::Object(first)) = open.pop() {
+                    let members = names.get_mut(first..).unwrap_or_default();
+                    // Sorted, a repeated name is next to itself: O(n log n) for any object.
+                    members.sort_unstable();
+                    if let Some(pair) = members.windows(2).find(|pair| pair[0] == pair[1]) {
+                        let name = pair[0].to_string();
+                        let pointer = pointer(&open, &names, first, &name);
+                        return Err(Rejection::DuplicateMember { name, pointer });
+                    }
+                    names.truncate(first);
+                }
+            }
+            b']' => {
+                open.pop();
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// An open array (with the index of its current element) or object (with the index in the list
+/// of names where its own start).
+#[derive(Clone, Copy)]
+enum Open {
+    Array(usize),
+    Object(usize),
+}
+
+/// Reads a string from `start`, just after its opening quote: where it ends (just after its
+/// closing quote) and whether it has escapes. Refuses `\u` escapes of unpaired surrogates.
+fn string_end(bytes: &[u8], mut i: usize) -> Result<(usize, bool), Rejection> {
     let unpaired =
         || Rejection::MalformedJson("a \\u escape encodes an unpaired UTF-16 surrogate".into());
-    let (mut depth, mut in_string, mut high_surrogate) = (0usize, false, false);
-    let mut rest = json.as_bytes();
-    while let Some((&b, tail)) = rest.split_first() {
-        rest = tail;
-        if !in_string {
-            match b {
-                b'"' => in_string = true,
-                b'[' | b'{' if depth == MAX_NESTING => return Err(Rejection::TooDeep),
-                b'[' | b'{' => depth += 1,
-                b']' | b'}' => depth = depth.saturating_sub(1),
-                _ => {}
-            }
-            continue;
-        }
-        // In a string: the UTF-16 unit of a `\u` escape, if this is one.
+    let (mut escaped, mut high_surrogate) = (false, false);
+    while let Some(&b) = bytes.get(i) {
+        i += 1;
+        // The UTF-16 unit of a `\u` escape, if this is one.
         let unit = match b {
-            b'\\' if rest.first() == Some(&b'u') => {
-                let hex = rest.get(1..5);
-                rest = rest.get(5..).unwrap_or_default();
+            b'\\' if bytes.get(i) == Some(&b'u') => {
+                let hex = bytes.get(i + 1..i + 5);
+                i += 5;
                 hex.and_then(|h| std::str::from_utf8(h).ok())
                     .and_then(|h| u16::from_str_radix(h, 16).ok())
             }
             b'\\' => {
-                rest = rest.get(1..).unwrap_or_default();
-                None
-            }
-            b'"' => {
-                in_string = false;
+                i += 1;
                 None
             }
             _ => None,
         };
+        escaped |= b == b'\\';
         match (high_surrogate, unit) {
             (true, Some(0xDC00..=0xDFFF)) => high_surrogate = false,
             (true, _) | (false, Some(0xDC00..=0xDFFF)) => return Err(unpaired()),
             (false, Some(0xD800..=0xDBFF)) => high_surrogate = true,
             _ => {}
         }
+        if b == b'"' {
+            break;
+        }
     }
-    Ok(())
+    Ok((i, escaped))
+}
+
+/// The member name between `start` and `end` (its closing quote included), decoded if it has
+/// escapes, so that names are compared as the parser will see them.
+fn member_name(
+    json: &str,
+    start: usize,
+    end: usize,
+    escaped: bool,
+) -> Result<Cow<'_, str>, Rejection> {
+    let quoted = json.get(start - 1..end).unwrap_or_default();
+    if escaped {
+        serde_json::from_str::<String>(quoted)
+            .map(Cow::Owned)
+            .map_err(|e| Rejection::MalformedJson(e.to_string()))
+    } else {
+        Ok(Cow::Borrowed(
+            quoted.get(1..quoted.len() - 1).unwrap_or_default(),
+        ))
+    }
+}
+
+/// The JSON Pointer (RFC 6901) of the member `name` of the object whose names start at `first`,
+/// inside the `open` arrays and objects: each open object's member is the last name it read.
+fn pointer(open: &[Open], names: &[Cow<'_, str>], first: usize, name: &str) -> String {
+    let mut tokens = vec![name.replace('~', "~0").replace('/', "~1")];
+    let mut end = first;
+    for level in open.iter().rev() {
+        match *level {
+            Open::Array(index) => tokens.push(index.to_string()),
+            Open::Object(start) => {
+                let member = names.get(end.wrapping_sub(1)).map_or("", |n| n);
+                tokens.push(member.replace('~', "~0").replace('/', "~1"));
+                end = start;
+            }
+        }
+    }
+    tokens.iter().rev().map(|t| format!("/{t}")).collect()
 }
 
 #[cfg(test)]
@@ -586,6 +683,74 @@ mod tests {
             let r = reject(&rules(), &incoming(bad.as_bytes()));
             assert_eq!((r.status(), r.code()), (400, "malformed_json"), "{bad}");
         }
+    }
+
+    #[test]
+    fn repeated_member_names_are_rejected_with_their_pointer() {
+        for (body, name, pointer) in [
+            (r#"{"a":1,"a":2}"#, "a", "/a"),
+            (r#"{"a":1,"b":2,"a":1}"#, "a", "/a"),
+            (r#"{"a":1,"\u0061":2}"#, "a", "/a"),
+            (r#"{"\u00e9":1,"é":2}"#, "é", "/é"),
+            (r#"{"😀":1,"\ud83d\ude00":2}"#, "😀", "/😀"),
+            (r#"{"a/b~":1,"a\/b~":2}"#, "a/b~", "/a~1b~0"),
+            (
+                r#"{"x":{"b":[{"c":1},{"c":1,"d":{},"c":2}]}}"#,
+                "c",
+                "/x/b/1/c",
+            ),
+            (
+                r#"{"k":[[],{"a":{"a":1}},[0,{"q":0,"q":1}]]}"#,
+                "q",
+                "/k/2/1/q",
+            ),
+            (
+                r#"{"s":"{\"a\":1,\"a\":2}","t":{"u":1,"u":2}}"#,
+                "u",
+                "/t/u",
+            ),
+        ] {
+            let r = reject(&rules(), &incoming(body.as_bytes()));
+            assert_eq!(
+                r,
+                Rejection::DuplicateMember {
+                    name: name.into(),
+                    pointer: pointer.into()
+                },
+                "{body}"
+            );
+            assert_eq!((r.status(), r.code()), (400, "duplicate_member"));
+            assert!(r.to_string().contains(pointer), "{r}");
+        }
+        for ok in [
+            r#"{"a":1,"b":{"a":1},"c":[{"a":1},{"a":2}],"d":{"b":{"a":1}}}"#,
+            r#"{"a":"a","b":["a","a"],"A":1,"a ":1,"":1,"\u0000":1}"#,
+            r#"{"a\"":1,"a":2,"\"a":3,"a\\":4}"#,
+            r#"{"e\u0301":1,"é":2}"#,
+        ] {
+            assert!(
+                rules()
+                    .accept(&incoming(ok.as_bytes()), String::new)
+                    .is_ok(),
+                "{ok}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_large_object_is_checked_for_repeats_whole() {
+        let members: Vec<String> = (0..10_000).map(|i| format!(r#""m{i}":{i}"#)).collect();
+        let distinct = format!("{{{}}}", members.join(","));
+        assert!(
+            rules()
+                .accept(&incoming(distinct.as_bytes()), String::new)
+                .is_ok()
+        );
+        let repeated = format!("{{{},\"m0\":0}}", members.join(","));
+        assert_eq!(
+            reject(&rules(), &incoming(repeated.as_bytes())).code(),
+            "duplicate_member"
+        );
     }
 
     #[test]
