@@ -206,7 +206,7 @@ resource "aws_lambda_function" "forwarder" {
   # checkov:skip=CKV_AWS_117:Reaches SQS and the backend over their public endpoints; no VPC resource to reach. Deploy into a VPC (with an SQS endpoint) if the backend is private
   # checkov:skip=CKV_AWS_116:Invoked synchronously (API Gateway, the event source mapping) or by the schedule, whose missed poll loses nothing; orders that fail go to the SQS dead-letter queue
   # checkov:skip=CKV_AWS_115:forwarder_reserved_concurrency, null by default (a reservation needs an account limit of 100 + the reservation, above the 10 of new accounts). The default bound is the event source mappings' maximum_concurrency (5 each, 2 for the probe) with trigger = sqs, one poll per tick with schedule
-  # checkov:skip=CKV_AWS_173:The environment holds no secret (the signing secret comes from SSM or Secrets Manager through SIGNING_SECRET_ARN); Lambda encrypts it at rest, with kms_key_arn when one is given
+  # checkov:skip=CKV_AWS_173:The environment holds no secret (the signing secret, backend headers, OAuth2 client secret and client certificate come from SSM or Secrets Manager through their *_ARN variables); Lambda encrypts it at rest, with kms_key_arn when one is given
   function_name = local.forwarder_function_name
   description   = "Delivers stored orders to the backend, retrying on a schedule and dead-lettering what cannot succeed"
   role          = aws_iam_role.forwarder.arn

@@ -1,15 +1,18 @@
 //! HTTP ⇄ domain: routes the request, asks the order rules, stores, and answers.
 
-use lambda_http::http::header::{ALLOW, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use lambda_http::http::header::{ALLOW, CONTENT_TYPE, HOST, HeaderValue, RETRY_AFTER};
 use lambda_http::http::{HeaderMap, Method, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{Value, json};
 use std::borrow::Cow;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{SystemTime, UNIX_EPOCH};
 use storeforward_core::metrics::Document;
 use storeforward_core::order::{Incoming, OrderRules, Rejection, Storage, store_with_failover};
 use tracing::{error, info};
+
+use crate::event::Unreadable;
 
 /// The store's dependencies, built once at cold start.
 #[derive(Debug)]
@@ -62,6 +65,17 @@ pub async fn handle<S: Storage>(app: &App<S>, req: Request) -> Response<Body> {
 }
 
 async fn answer<S: Storage>(app: &App<S>, req: Request) -> Response<Body> {
+    if let Some(why) = req.extensions().get::<Unreadable>() {
+        return error(StatusCode::BAD_REQUEST, why.code, &why.message, Value::Null);
+    }
+    if let Err(message) = check_host_and_scheme(&req) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_header",
+            &message,
+            Value::Null,
+        );
+    }
     let path = route_path(&req);
     if path.trim_end_matches('/') != app.order_path {
         return error(
@@ -146,6 +160,78 @@ async fn answer<S: Storage>(app: &App<S>, req: Request) -> Response<Body> {
                 .insert(Recorded::StorageUnavailable);
             response
         }
+    }
+}
+
+/// The host the request names, its `Host` header or else the domain name API Gateway reports, must
+/// be one [`is_host`] allows, and `X-Forwarded-Proto`, if any, `http` or `https`: a request that
+/// is wrong about where it went is answered before it is routed.
+fn check_host_and_scheme(req: &Request) -> Result<(), String> {
+    let headers = req.headers();
+    let mut hosts = headers.get_all(HOST).iter();
+    let host = match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => return Err("the request has more than one Host header".into()),
+        (Some(host), None) => Some(String::from_utf8_lossy(host.as_bytes())),
+        (None, _) => domain_name(req).map(Cow::Borrowed),
+    };
+    if let Some(host) = host.filter(|h| !is_host(h)) {
+        return Err(format!(
+            "Host {host:?} is not a host name, IPv4 or [IPv6] address with an optional port"
+        ));
+    }
+    let scheme = headers.get_all("x-forwarded-proto").iter().find(|proto| {
+        !proto.as_bytes().eq_ignore_ascii_case(b"https")
+            && !proto.as_bytes().eq_ignore_ascii_case(b"http")
+    });
+    match scheme {
+        Some(proto) => Err(format!(
+            "X-Forwarded-Proto {:?} is neither http nor https",
+            String::from_utf8_lossy(proto.as_bytes())
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `host[:port]` as RFC 9110 lets a client name a server, as the DNS and IP know them: a name
+/// of dot-separated labels of 1 to 63 letters, digits, hyphens and underscores (at most 253
+/// characters, a trailing dot allowed) that does not end in a number, a dotted IPv4 address, or
+/// a bracketed IPv6 address; the port, if given, is a number up to 65535.
+fn is_host(authority: &str) -> bool {
+    let (host, port) = match authority.rsplit_once(':') {
+        // The colons of an IPv6 address without a port are not a port's.
+        Some((host, port)) if !host.starts_with('[') || host.ends_with(']') => (host, Some(port)),
+        _ => (authority, None),
+    };
+    let port_ok = port.is_none_or(|p| {
+        (1..=5).contains(&p.len())
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u16>().is_ok()
+    });
+    let host_ok = if let Some(ip) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        ip.parse::<Ipv6Addr>().is_ok()
+    } else {
+        let name = host.strip_suffix('.').unwrap_or(host);
+        let last = name.rsplit('.').next().unwrap_or_default();
+        if last.bytes().all(|b| b.is_ascii_digit()) {
+            name.parse::<Ipv4Addr>().is_ok()
+        } else {
+            name.len() <= 253
+                && name.split('.').all(|label| {
+                    (1..=63).contains(&label.len())
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                })
+        }
+    };
+    port_ok && host_ok
+}
+
+fn domain_name(req: &Request) -> Option<&str> {
+    match req.request_context_ref()? {
+        RequestContext::ApiGatewayV1(c) => c.domain_name.as_deref(),
+        RequestContext::ApiGatewayV2(c) => c.domain_name.as_deref(),
+        _ => None,
     }
 }
 

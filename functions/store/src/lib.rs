@@ -1,14 +1,20 @@
 //! The `store` function: `POST /orders/new-order` → validated → SQS → `202 Accepted`.
 
 mod config;
+mod event;
 mod handler;
 
 pub use config::Config;
+pub use event::Answer;
 pub use handler::{App, REQUEST_ID, Recorded, handle};
 
-use lambda_http::{Error, Request, RequestExt, service_fn};
-use storeforward_core::metrics::emit;
+use lambda_http::{Error, LambdaEvent, service_fn};
+use serde_json::value::RawValue;
+use storeforward_core::metrics::{Document, emit};
+use storeforward_core::order::Storage;
 use storeforward_sqs::SqsQueue;
+
+use crate::event::Event;
 
 /// Builds the SQS client once and serves requests until the runtime stops.
 pub async fn run(config: Config) -> Result<(), Error> {
@@ -24,20 +30,36 @@ pub async fn run(config: Config) -> Result<(), Error> {
         retry_after_secs: config.retry_after_secs,
     };
     let app = &app;
-    lambda_http::run(service_fn(move |req: Request| async move {
-        let function_name = req
-            .lambda_context_ref()
-            .map(|c| c.env_config.function_name.clone())
-            .unwrap_or_default();
-        let response = handle(app, req).await;
-        if let Some(recorded) = response.extensions().get::<Recorded>() {
-            let mut document = recorded.document(&function_name);
-            if let Some(id) = response.headers().get(REQUEST_ID) {
-                document = document.property("RequestId", id.to_str().unwrap_or_default());
-            }
-            emit(&[document]);
-        }
-        Ok::<_, std::convert::Infallible>(response)
-    }))
+    lambda_http::lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<Box<RawValue>>| async move {
+            // Boxed, as `lambda_http`'s adapter boxes a handler's future: inline, the runtime's
+            // future nests too deep for the compiler to lay out.
+            let (answer, metrics) = Box::pin(invoke(app, event)).await;
+            emit(metrics.as_slice());
+            Ok::<_, std::convert::Infallible>(answer)
+        },
+    ))
     .await
+}
+
+/// One invocation as [`run`] serves it: the event as Lambda hands it over → the request → [`handle`]
+/// → the answer in the shape of the event's payload version, and the request's metrics document.
+/// Any event gets an answer, whatever its host, headers, path or fields.
+pub async fn invoke<S: Storage>(
+    app: &App<S>,
+    event: LambdaEvent<Box<RawValue>>,
+) -> (Answer, Option<Document>) {
+    let LambdaEvent { payload, context } = event;
+    let function_name = context.env_config.function_name.clone();
+    let event = Event::read(payload.get());
+    let http = event.is_http();
+    let response = handle(app, event.into_request(context)).await;
+    let metrics = response.extensions().get::<Recorded>().map(|recorded| {
+        let document = recorded.document(&function_name);
+        match response.headers().get(REQUEST_ID) {
+            Some(id) => document.property("RequestId", id.to_str().unwrap_or_default()),
+            None => document,
+        }
+    });
+    (Answer::new(response, http), metrics)
 }
