@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use store::App;
 use storeforward_core::fakes::FakeStorage;
-use storeforward_core::order::{DEFAULT_MAX_MESSAGE_BYTES, OrderRules};
+use storeforward_core::order::{DEFAULT_MAX_MESSAGE_BYTES, Order, OrderRules};
 
 const REST: &str = include_str!("fixtures/apigw-rest-request.json");
 const HTTP_API: &str = include_str!("fixtures/apigw-v2-request.json");
@@ -21,6 +21,7 @@ const FUNCTION_URL: &str = include_str!("fixtures/lambda-function-url-request.js
 const ORDER_PATH: &str = "/orders/new-order";
 const ORDER: &str = r#"{"id":"o-1","qty":2}"#;
 const LAMBDA_REQUEST_ID: &str = "lambda-invocation-id";
+const LAMBDA_TRACE: &str = "Root=1-65f0c2a1-0123456789abcdef01234567;Sampled=1";
 
 /// The README's store API table: each status with its codes (`None` for a 202).
 const DOCUMENTED: &[(u16, &[&str])] = &[
@@ -57,7 +58,7 @@ struct Answered {
     /// In the shape of payload 2.0 (`cookies`, no `multiValueHeaders`).
     http_shape: bool,
     metrics: Value,
-    stored: Vec<String>,
+    stored: Vec<Order>,
 }
 
 impl Answered {
@@ -182,6 +183,7 @@ fn invoke(what: &str, event: &Value) -> Answered {
     let payload = RawValue::from_string(event.to_string()).unwrap();
     let mut context = Context::default();
     context.request_id = LAMBDA_REQUEST_ID.into();
+    context.xray_trace_id = Some(LAMBDA_TRACE.into());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -209,7 +211,7 @@ fn invoke(what: &str, event: &Value) -> Answered {
         body: serde_json::from_str(body).unwrap_or(Value::Null),
         http_shape: answer.get("cookies").is_some(),
         metrics: metrics.map_or(Value::Null, |m| serde_json::from_str(&m.render(0)).unwrap()),
-        stored: app.primary.stored().into_iter().map(|o| o.body).collect(),
+        stored: app.primary.stored(),
     }
 }
 
@@ -272,7 +274,12 @@ fn ensure_rejected(what: &str, fixture: &Fixture, event: &Value, status: u16, co
 fn every_fixture_is_stored_and_answered_in_its_own_shape() {
     for fixture in fixtures() {
         let a = ensure_accepted("as published", &fixture, &fixture.event);
-        assert_eq!(a.stored, [ORDER], "{}", fixture.name);
+        let stored = &a.stored[..];
+        assert_eq!(stored.len(), 1, "{}", fixture.name);
+        assert_eq!(stored[0].body, ORDER, "{}", fixture.name);
+        // The invocation's trace, not the one in the event's headers.
+        let trace = stored[0].envelope.trace_header.as_deref();
+        assert_eq!(trace, Some(LAMBDA_TRACE), "{}", fixture.name);
         assert_eq!(a.header("x-request-id"), Some(fixture.request_id));
         assert_eq!(a.metrics["Accepted"], 1, "{}", fixture.name);
     }
