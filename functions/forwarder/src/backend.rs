@@ -27,7 +27,8 @@ pub struct BackendSettings {
     pub url: reqwest::Url,
     /// `BACKEND_METHOD` (default `POST`).
     pub method: Method,
-    /// `REQUEST_TIMEOUT_MS`: the whole request, connect to last response byte read.
+    /// `REQUEST_TIMEOUT_MS`: the whole attempt, connect to last response byte read (a token
+    /// fetch and a second request after refused credentials included).
     pub request_timeout: Duration,
     /// `CONNECT_TIMEOUT_MS`.
     pub connect_timeout: Duration,
@@ -126,9 +127,15 @@ impl HttpBackend {
         })
     }
 
-    /// The client, for the token endpoint: same timeouts, roots and certificate.
+    /// The client, for the token endpoint: same roots and certificate.
     pub fn client(&self) -> &reqwest::Client {
         &self.client
+    }
+
+    /// How long a token request may take: half an attempt, so that a hanging token endpoint is
+    /// told apart from a hanging backend, and leaves the delivery time.
+    pub fn token_timeout(&self) -> Duration {
+        self.settings.request_timeout / 2
     }
 
     /// Sends `credentials` with every request.
@@ -197,9 +204,25 @@ impl HttpBackend {
 }
 
 impl Backend for HttpBackend {
-    /// One attempt, and one more if the backend refused the credentials (401, 403) and newer
-    /// ones could be had.
+    /// One attempt, within the request timeout, whatever it takes: a token, the request, and one
+    /// more if the backend refused the credentials (401, 403) and newer ones could be had.
     async fn deliver(&self, message: &Message) -> Attempt {
+        tokio::time::timeout(self.settings.request_timeout, self.attempt(message))
+            .await
+            .unwrap_or(Attempt::Timeout)
+    }
+
+    async fn health(&self) -> Option<Attempt> {
+        let url = self.settings.health_url.clone()?;
+        Some(match self.credentials.current().await {
+            Ok(auth) => Self::send(auth.apply(self.client.get(url))).await,
+            Err(no_credentials) => no_credentials,
+        })
+    }
+}
+
+impl HttpBackend {
+    async fn attempt(&self, message: &Message) -> Attempt {
         let auth = match self.credentials.current().await {
             Ok(auth) => auth,
             Err(no_credentials) => return no_credentials,
@@ -219,14 +242,6 @@ impl Backend for HttpBackend {
             Some(Err(no_credentials)) => no_credentials,
             None => attempt,
         }
-    }
-
-    async fn health(&self) -> Option<Attempt> {
-        let url = self.settings.health_url.clone()?;
-        Some(match self.credentials.current().await {
-            Ok(auth) => Self::send(auth.apply(self.client.get(url))).await,
-            Err(no_credentials) => no_credentials,
-        })
     }
 }
 

@@ -77,12 +77,6 @@ impl SecretSettings {
             || self.client_certificate.is_some()
             || self.ca_bundle.is_some()
     }
-
-    /// The most requests one delivery attempt makes: the token, the delivery, and after a
-    /// refusal both once more.
-    fn requests_per_attempt(&self) -> u32 {
-        (1 + u32::from(self.refusable())) * (1 + u32::from(self.oauth.is_some()))
-    }
 }
 
 /// What happens to a message the forwarder gives up on (`FAILURE_ACTION`).
@@ -262,8 +256,7 @@ impl Config {
             },
             max_receives: self.max_receive_count,
             ordered: false,
-            attempt_budget: self.backend.request_timeout * self.secrets.requests_per_attempt()
-                + self.deadline_margin,
+            attempt_budget: self.backend.request_timeout + self.deadline_margin,
         }
     }
 }
@@ -514,7 +507,7 @@ mod tests {
     }
 
     #[test]
-    fn refusable_credentials_make_401_and_403_retryable_and_widen_the_attempt_budget() {
+    fn refusable_credentials_make_401_and_403_retryable() {
         let plain = config(&[]).unwrap().policy();
         assert!(matches!(
             plain.statuses.classify(&Attempt::Response {
@@ -542,15 +535,8 @@ mod tests {
             }),
             Verdict::Permanent { .. }
         ));
-        // One request and the retry after a refusal; with a token, each may need a new one.
-        assert_eq!(policy.attempt_budget, Duration::from_secs(21));
-        let oauth = config(&[
-            ("OAUTH_TOKEN_URL", "https://idp.example/oauth/token"),
-            ("OAUTH_CLIENT_ID", "forwarder"),
-            ("OAUTH_CLIENT_SECRET_ARN", SECRET_ARN),
-        ])
-        .unwrap();
-        assert_eq!(oauth.policy().attempt_budget, Duration::from_secs(41));
+        // REQUEST_TIMEOUT_MS bounds the whole attempt, a token and the retry included.
+        assert_eq!(policy.attempt_budget, Duration::from_secs(11));
         let explicit = config(&[
             ("BACKEND_HEADERS_SECRET_ARN", SECRET_ARN),
             ("RETRYABLE_STATUSES", "429,500-599"),
@@ -568,7 +554,6 @@ mod tests {
         );
         // mTLS alone cannot be refused with a status.
         let mtls = config(&[("CLIENT_CERTIFICATE_SECRET_ARN", SECRET_ARN)]).unwrap();
-        assert_eq!(mtls.policy().attempt_budget, Duration::from_secs(11));
         assert!(mtls.secrets.any() && !mtls.secrets.refusable());
     }
 

@@ -11,6 +11,7 @@ use storeforward_core::config::ConfigError;
 use storeforward_core::retry::Attempt;
 use tracing::warn;
 
+use crate::backend::HttpBackend;
 use crate::config::SecretSettings;
 use crate::oauth::{Endpoint, TokenError, TokenSource};
 use crate::secret::{Refreshable, SecretReader};
@@ -50,7 +51,7 @@ impl Credentials {
     pub async fn load(
         settings: &SecretSettings,
         reader: &SecretReader,
-        http: &reqwest::Client,
+        backend: &HttpBackend,
     ) -> Result<Self, ConfigError> {
         let interval = settings.refresh_interval;
         let headers = match &settings.headers {
@@ -78,7 +79,8 @@ impl Credentials {
                 Some(TokenSource::new(Endpoint {
                     settings: oauth.clone(),
                     client_secret,
-                    http: http.clone(),
+                    http: backend.client().clone(),
+                    timeout: backend.token_timeout(),
                 }))
             }
             None => None,

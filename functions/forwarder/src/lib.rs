@@ -62,7 +62,7 @@ pub async fn init(mut config: Config) -> Result<Ready, Error> {
     }
     let mut backend = HttpBackend::new(&config.backend)?;
     if let Some(reader) = &reader {
-        let credentials = Credentials::load(&secrets, reader, backend.client()).await?;
+        let credentials = Credentials::load(&secrets, reader, &backend).await?;
         backend = backend.with_credentials(credentials);
     }
     let client = config.sqs.client().await;

@@ -170,6 +170,8 @@ pub struct Endpoint {
     pub settings: OAuthSettings,
     pub client_secret: Refreshable<String>,
     pub http: reqwest::Client,
+    /// Per token request.
+    pub timeout: Duration,
 }
 
 impl Fetch for Endpoint {
@@ -209,7 +211,7 @@ impl Endpoint {
         if let Some(audience) = &settings.audience {
             request = request.add_extra_param("audience", audience);
         }
-        let http = |request: HttpRequest| send(self.http.clone(), request);
+        let http = |request: HttpRequest| send(self.http.clone(), request, self.timeout);
         let response = request.request_async(&http).await.map_err(classify)?;
         let mut value =
             HeaderValue::try_from(format!("Bearer {}", response.access_token().secret())).map_err(
@@ -238,10 +240,16 @@ pub enum ExchangeError {
     Response(#[from] oauth2::http::Error),
 }
 
-/// One request to the token endpoint with the forwarder's client (its timeouts, TLS roots and
-/// client certificate).
-async fn send(http: reqwest::Client, request: HttpRequest) -> Result<HttpResponse, ExchangeError> {
-    let mut response = http.execute(reqwest::Request::try_from(request)?).await?;
+/// One request to the token endpoint with the forwarder's client (its TLS roots and client
+/// certificate).
+async fn send(
+    http: reqwest::Client,
+    request: HttpRequest,
+    timeout: Duration,
+) -> Result<HttpResponse, ExchangeError> {
+    let mut request = reqwest::Request::try_from(request)?;
+    *request.timeout_mut() = Some(timeout);
+    let mut response = http.execute(request).await?;
     let status = response.status();
     if status.is_server_error()
         || status == StatusCode::TOO_MANY_REQUESTS
