@@ -11,6 +11,7 @@ mod auth;
 mod badinput;
 mod breaker;
 mod chaos;
+mod creds;
 mod delivery;
 mod fifo;
 mod forwarder;
@@ -68,6 +69,7 @@ fn main() -> ExitCode {
         breaker::a_fifo_outage_keeps_each_groups_order,
         breaker::a_scheduled_forwarder_probes_instead_of_draining,
         breaker::a_backend_that_fails_some_orders_keeps_the_circuit_closed,
+        creds::orders_reach_a_backend_behind_mtls_oauth2_and_a_header_secret,
     ];
     if args.list {
         let trials = suites

@@ -2,7 +2,7 @@
 //! them (issue 13). Everything runs as tasks on the test's runtime and stops with it.
 //!
 //! - [`Pki`]: a CA, a server certificate and a client certificate signed by it, and an unrelated
-//!   CA with a client certificate of its own; made fresh for each run.
+//!   CA the backend can be told to trust instead; made fresh for each run.
 //! - [`TokenEndpoint`]: an OAuth 2.0 token endpoint for the client credentials grant (RFC 6749
 //!   §4.4) over plain HTTP at `http://127.0.0.1:{port}/oauth/token`.
 //! - [`SecureBackend`]: the backend over HTTPS at `https://127.0.0.1:{port}/sales/save-order`. It
@@ -52,8 +52,6 @@ pub const CA_CN: &str = "sfit test CA";
 pub const CLIENT_CN: &str = "sfit forwarder";
 /// The common name of [`Pki::other_ca_pem`]'s certificate.
 pub const OTHER_CA_CN: &str = "sfit other CA";
-/// The common name of [`Pki::other_client_pem`]'s certificate.
-pub const OTHER_CLIENT_CN: &str = "sfit other forwarder";
 
 const TOKEN_PATH: &str = "/oauth/token";
 const ORDER_PATH: &str = "/sales/save-order";
@@ -67,13 +65,12 @@ pub struct Pki {
     server: String,
     client: String,
     other_ca: String,
-    other_client: String,
 }
 
 impl Pki {
     /// Makes a CA ([`CA_CN`]) that signs the backend's certificate and a client certificate
-    /// ([`CLIENT_CN`]), and an unrelated CA ([`OTHER_CA_CN`]) that signs a client certificate of
-    /// its own ([`OTHER_CLIENT_CN`]).
+    /// ([`CLIENT_CN`]), and an unrelated CA ([`OTHER_CA_CN`]), which the backend can be told to
+    /// trust instead.
     pub fn generate() -> Result<Self, String> {
         let make = || -> Result<Self, rcgen::Error> {
             let ca = authority(CA_CN)?;
@@ -86,12 +83,6 @@ impl Pki {
                     ExtendedKeyUsagePurpose::ServerAuth,
                 )?,
                 client: leaf(&ca, CLIENT_CN, &[], ExtendedKeyUsagePurpose::ClientAuth)?,
-                other_client: leaf(
-                    &other_ca,
-                    OTHER_CLIENT_CN,
-                    &[],
-                    ExtendedKeyUsagePurpose::ClientAuth,
-                )?,
                 ca: ca.pem(),
                 other_ca: other_ca.pem(),
             })
@@ -114,12 +105,6 @@ impl Pki {
     /// The unrelated CA's certificate (PEM), for [`SecureBackend::trust_client_ca`].
     pub fn other_ca_pem(&self) -> &str {
         &self.other_ca
-    }
-
-    /// A client certificate and key as [`Pki::client_pem`], signed by the unrelated CA: one the
-    /// backend does not trust until it is told to trust [`Pki::other_ca_pem`].
-    pub fn other_client_pem(&self) -> &str {
-        &self.other_client
     }
 }
 
@@ -163,8 +148,6 @@ pub enum ClientAuth {
 /// One request the [`TokenEndpoint`] received, and its answer.
 #[derive(Debug, Clone)]
 pub struct TokenRequest {
-    /// When the request had arrived in full.
-    pub at: Instant,
     /// The client id presented, by whichever method.
     pub client_id: Option<String>,
     /// How the client authenticated: Basic if it sent an `Authorization` header at all.
@@ -319,7 +302,6 @@ impl TokenEndpoint {
             }
         };
         state.requests.push(TokenRequest {
-            at,
             client_id: presented.map(|(id, _)| id),
             auth,
             scope: form.remove("scope"),

@@ -1,9 +1,5 @@
 //! What every suite needs: the local stack, the backend, and clients for the public surfaces.
 
-#[expect(
-    dead_code,
-    reason = "the credentials suite (tests/it/creds.rs) is to use all of it"
-)]
 pub mod creds;
 pub mod proxy;
 pub mod receiver;
@@ -81,11 +77,13 @@ pub enum StackKind {
     BreakerFifo,
     /// The same with the scheduled trigger (its rule disabled: the suite invokes the ticks).
     BreakerScheduled,
+    /// Standard queue; a backend over mutual TLS behind a header secret, OAuth2 and a signature.
+    Credentials,
 }
 
 impl StackKind {
     /// Every stack; `name` has one arm per variant, keep this beside it.
-    const ALL: [Self; 10] = [
+    const ALL: [Self; 11] = [
         Self::Standard,
         Self::Fifo,
         Self::Scheduled,
@@ -96,6 +94,7 @@ impl StackKind {
         Self::Breaker,
         Self::BreakerFifo,
         Self::BreakerScheduled,
+        Self::Credentials,
     ];
 
     fn name(self) -> &'static str {
@@ -110,6 +109,7 @@ impl StackKind {
             Self::Breaker => "brk",
             Self::BreakerFifo => "brkfifo",
             Self::BreakerScheduled => "brksched",
+            Self::Credentials => "creds",
         }
     }
 
