@@ -30,6 +30,8 @@ struct Case {
     /// Replaces the generated `Idempotency-Key`.
     key: Option<String>,
     group: Option<&'static str>,
+    /// Further request headers.
+    headers: Vec<(&'static str, &'static str)>,
     body: Vec<u8>,
     want: Want,
 }
@@ -48,6 +50,7 @@ impl Case {
             content_type,
             key: None,
             group: None,
+            headers: Vec::new(),
             body: body.into(),
             want,
         }
@@ -83,6 +86,7 @@ fn corpus(run: &str) -> Vec<Case> {
     let bad_utf8 = Rejected(400, "invalid_utf8");
     let unstorable = Rejected(400, "unstorable_character");
     let bad_header = Rejected(400, "invalid_header");
+    let repeated = Rejected(400, "duplicate_member");
     let no_route = Rejected(404, "not_found");
     let wrong_method = Rejected(405, "method_not_allowed");
 
@@ -201,6 +205,26 @@ fn corpus(run: &str) -> Vec<Case> {
             unstorable,
         ),
         Case::post("U+FFFF", JSON, with("\"a\":\"\u{FFFF}\""), unstorable),
+        // Objects that repeat a member name (RFC 7493).
+        Case::post("repeated member", JSON, with(r#""a":1,"a":2"#), repeated),
+        Case::post(
+            "repeated member, once escaped",
+            JSON,
+            with(r#""a":1,"\u0061":2"#),
+            repeated,
+        ),
+        Case::post(
+            "repeated member, nested",
+            JSON,
+            with(r#""o":{"b":[{"c":1},{"c":1,"d":{},"c":2}]}"#),
+            repeated,
+        ),
+        Case::post(
+            "repeated run",
+            JSON,
+            format!(r#"{{"run":"{run}","run":"other"}}"#),
+            repeated,
+        ),
         // JSON, but not an object.
         Case::post("array", JSON, format!(r#"["{run}"]"#), not_object),
         Case::post("string", JSON, format!(r#""{run}""#), not_object),
@@ -228,6 +252,24 @@ fn corpus(run: &str) -> Vec<Case> {
         Case {
             group: Some("a group"),
             ..Case::post("group with a space", JSON, order.clone(), bad_header)
+        },
+        // Hosts that name no server. (API Gateway, LocalStack's as well, sets X-Forwarded-Proto
+        // itself, so a client's never reaches the store; the store's events test covers it.)
+        Case {
+            headers: vec![("host", "exa mple.com")],
+            ..Case::post("Host with a space", JSON, order.clone(), bad_header)
+        },
+        Case {
+            headers: vec![("host", "a{b}.example")],
+            ..Case::post("Host with braces", JSON, order.clone(), bad_header)
+        },
+        Case {
+            headers: vec![("host", "127.0.0.1:99999")],
+            ..Case::post("Host with port 99999", JSON, order.clone(), bad_header)
+        },
+        Case {
+            headers: vec![("host", "bücher.example")],
+            ..Case::post("Host not in ASCII", JSON, order.clone(), bad_header)
         },
         // Methods and paths.
         Case::route("GET", Method::GET, ORDER_PATH, wrong_method),
@@ -275,6 +317,22 @@ fn corpus(run: &str) -> Vec<Case> {
             Accepted,
         ),
         Case::post("nested 128 deep", JSON, deepest, Accepted),
+        Case::post(
+            "one name in sibling objects",
+            JSON,
+            with(r#""a":{"x":1},"b":[{"x":1},{"x":2}]"#),
+            Accepted,
+        ),
+        Case::post(
+            "names that differ in case or space",
+            JSON,
+            with(r#""a":1,"A":2,"a ":3"#),
+            Accepted,
+        ),
+        Case {
+            headers: vec![("host", "localhost:4566")],
+            ..Case::post("Host localhost", JSON, order.clone(), Accepted)
+        },
         Case::post(
             "whitespace around",
             JSON,
@@ -326,6 +384,7 @@ async fn send<'c>(
         headers.extend(stack.key_header());
         headers.extend(case.content_type.map(|ct| ("content-type", ct)));
         headers.extend(case.group.map(|g| ("x-message-group-id", g)));
+        headers.extend(case.headers.iter().copied());
         let url = format!("{api}{}", case.path);
         let answer = w
             .request(case.method.clone(), &url, case.body.clone(), &headers)
