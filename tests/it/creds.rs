@@ -5,7 +5,7 @@
 //! provider that is down, a client secret that is wrong and a client certificate the backend no
 //! longer trusts hold orders back without losing or dead-lettering one.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -139,24 +139,9 @@ pub async fn orders_reach_a_backend_behind_mtls_oauth2_and_a_header_secret(w: &W
     // receive, none is dead-lettered, and all arrive once it is back.
     tokens.set_unavailable(true);
     tokens.revoke_all();
+    let asked = tokens.requests().len();
     let held = post(w, stack, &run, 3).await?;
-    let down_since = Instant::now();
-    poll_until(
-        "the forwarder to meet the token endpoint down",
-        TO_DELIVER,
-        || async {
-            tokens
-                .requests()
-                .iter()
-                .any(|r| r.status == 503)
-                .then_some(())
-        },
-    )
-    .await?;
-    tokio::time::sleep(OUTAGE.saturating_sub(down_since.elapsed())).await;
-    ensure(held.iter().all(|k| !delivered(&backend, k)), || {
-        "delivered while no token could be had".into()
-    })?;
+    held_back(&backend, &tokens, asked, &held, 503).await?;
     tokens.set_unavailable(false);
     for key in &held {
         await_ok(&backend, key).await?;
@@ -167,23 +152,9 @@ pub async fn orders_reach_a_backend_behind_mtls_oauth2_and_a_header_secret(w: &W
     // it again and they arrive, without a redeploy.
     tokens.set_client(CLIENT_ID, ROTATED_CLIENT_SECRET);
     tokens.revoke_all();
+    let asked = tokens.requests().len();
     let waiting = post(w, stack, &run, 2).await?;
-    poll_until(
-        "the token endpoint to refuse the old client secret",
-        TO_DELIVER,
-        || async {
-            tokens
-                .requests()
-                .iter()
-                .any(|r| r.status == 401)
-                .then_some(())
-        },
-    )
-    .await?;
-    tokio::time::sleep(OUTAGE).await;
-    ensure(waiting.iter().all(|k| !delivered(&backend, k)), || {
-        "delivered without a valid client secret".into()
-    })?;
+    held_back(&backend, &tokens, asked, &waiting, 401).await?;
     put_secret(w, &secret("oauth-client"), ROTATED_CLIENT_SECRET).await?;
     for key in &waiting {
         await_ok(&backend, key).await?;
@@ -221,6 +192,32 @@ pub async fn orders_reach_a_backend_behind_mtls_oauth2_and_a_header_secret(w: &W
         counts.1
     );
     Ok(())
+}
+
+/// Waits until the token endpoint has answered `status` to a request after its first `asked`,
+/// and then [`OUTAGE`]: none of `keys` may reach the backend meanwhile.
+async fn held_back(
+    backend: &SecureBackend,
+    tokens: &TokenEndpoint,
+    asked: usize,
+    keys: &[String],
+    status: u16,
+) -> Outcome {
+    poll_until(
+        &format!("the token endpoint to answer {status}"),
+        TO_DELIVER,
+        || async {
+            tokens.requests()[asked..]
+                .iter()
+                .any(|r| r.status == status)
+                .then_some(())
+        },
+    )
+    .await?;
+    tokio::time::sleep(OUTAGE).await;
+    ensure(keys.iter().all(|k| !delivered(backend, k)), || {
+        format!("delivered while the token endpoint answered {status}")
+    })
 }
 
 fn headers(api_key: &str) -> String {
