@@ -12,11 +12,12 @@ mod secret;
 
 pub use backend::{BackendSettings, HttpBackend, Signer};
 pub use config::{BreakerSettings, Config, FailureAction, SecretSettings};
-pub use credentials::Credentials;
 pub use handler::Forwarder;
-pub use secret::{SecretReader, SecretSource};
+pub use secret::SecretSource;
 
+use credentials::Credentials;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
+use secret::SecretReader;
 use serde_json::Value;
 use storeforward_control::AwsSwitch;
 use storeforward_core::breaker::Breaker;
