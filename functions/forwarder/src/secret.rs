@@ -211,7 +211,64 @@ impl<T: PartialEq> Refreshable<T> {
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_ssm::operation::get_parameter::GetParameterOutput;
+    use aws_sdk_ssm::types::Parameter;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
     use super::*;
+
+    const ARN: &str = "arn:aws:ssm:eu-west-1:123456789012:parameter/sf/headers";
+
+    fn answer(value: &'static str) -> impl Fn() -> GetParameterOutput + Send + Sync {
+        move || {
+            GetParameterOutput::builder()
+                .parameter(Parameter::builder().value(value).build())
+                .build()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_secret_is_read_again_at_most_once_per_interval() {
+        let reads = mock!(aws_sdk_ssm::Client::get_parameter)
+            .sequence()
+            .output(answer("v1"))
+            .output(answer("v1"))
+            .output(answer(" v2\n"))
+            .build();
+        let reader = SecretReader {
+            ssm: mock_client!(aws_sdk_ssm, RuleMode::Sequential, [&reads]),
+            secrets: mock_client!(aws_sdk_secretsmanager, []),
+        };
+        let source = SecretSource::from_arn("BACKEND_HEADERS_SECRET_ARN", ARN).unwrap();
+        let parse: fn(&str) -> Result<String, String> = |v| Ok(v.to_owned());
+        let interval = Duration::from_secs(60);
+        let secret = Refreshable::load(source, reader, parse, interval)
+            .await
+            .unwrap();
+        let v1 = secret.current();
+        assert_eq!(*v1, "v1");
+        assert_eq!(
+            secret.after_refusal(&v1).await,
+            None,
+            "read less than 60 s ago"
+        );
+        assert_eq!(reads.num_calls(), 1);
+        tokio::time::advance(interval).await;
+        assert_eq!(
+            secret.after_refusal(&v1).await,
+            None,
+            "read again: unchanged"
+        );
+        assert_eq!(reads.num_calls(), 2);
+        assert_eq!(secret.after_refusal(&v1).await, None, "not again so soon");
+        tokio::time::advance(interval).await;
+        let v2 = secret.after_refusal(&v1).await.expect("rotated");
+        assert_eq!(*v2, "v2", "trimmed");
+        assert_eq!(*secret.current(), "v2");
+        // Deliveries that were refused with v1 meanwhile take v2 without a read.
+        assert_eq!(secret.after_refusal(&v1).await, Some(v2));
+        assert_eq!(reads.num_calls(), 3);
+    }
 
     #[test]
     fn parameters_and_secrets_are_told_apart_by_their_arn() {
