@@ -2,8 +2,8 @@
 //! requires a header from a secret, an OAuth2 bearer token and a Standard Webhooks signature, all
 //! read from LocalStack's SSM and Secrets Manager. Tokens expire and are refreshed, a revoked
 //! token and a rotated header secret cost one more request and no retry, and an identity
-//! provider that is down, a client secret that is wrong and a client certificate the backend no
-//! longer trusts hold orders back without losing or dead-lettering one.
+//! provider that is down, a client secret that is wrong, a client certificate the backend no
+//! longer trusts and none at all hold orders back without losing or dead-lettering one.
 
 use std::time::Duration;
 
@@ -118,6 +118,11 @@ pub async fn orders_reach_a_backend_behind_mtls_oauth2_and_a_header_secret(w: &W
         format!("10 s of 4 s tokens: {issued} issued, {} used", used.len())
     })?;
     tokens.set_lifetime(Duration::from_secs(3600));
+    // Whatever short-lived token the forwarder holds now is revoked: the next order has it take
+    // a long-lived one, so that the revocation below meets a token it still holds valid.
+    tokens.revoke_all();
+    let key = post(w, stack, &run, 1).await?.remove(0);
+    await_ok(&backend, &key).await?;
 
     // A revoked token: the backend's 401 gets a new token and the same delivery once more, at
     // once (the next receive would be at least a second later).
@@ -174,6 +179,33 @@ pub async fn orders_reach_a_backend_behind_mtls_oauth2_and_a_header_secret(w: &W
         format!("{key} delivered over a refused handshake")
     })?;
     backend.trust_client_ca(pki.ca_pem())?;
+    await_ok(&backend, &key).await?;
+
+    // Deployed without its client certificate: every handshake is refused and the order retried;
+    // delivered once the certificate is configured again.
+    let function = stack.output("forwarder_function_name");
+    let deployed = w.function_environment(function).await?;
+    let mut without = deployed.clone();
+    ensure(
+        without
+            .as_object_mut()
+            .and_then(|v| v.remove("CLIENT_CERTIFICATE_SECRET_ARN"))
+            .is_some(),
+        || format!("the forwarder has no CLIENT_CERTIFICATE_SECRET_ARN: {deployed}"),
+    )?;
+    w.set_function_environment(function, &without).await?;
+    let refused_before = backend.refused_handshakes();
+    let key = post(w, stack, &run, 1).await?.remove(0);
+    poll_until(
+        "a handshake without a certificate, refused",
+        TO_DELIVER,
+        || async { (backend.refused_handshakes() > refused_before).then_some(()) },
+    )
+    .await?;
+    ensure(!delivered(&backend, &key), || {
+        format!("{key} delivered without a client certificate")
+    })?;
+    w.set_function_environment(function, &deployed).await?;
     await_ok(&backend, &key).await?;
 
     // Nothing lost, nothing dead-lettered; the failures counted by class.

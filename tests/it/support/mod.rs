@@ -617,6 +617,50 @@ impl World {
         ))
     }
 
+    /// A function's environment variables (`GetFunctionConfiguration`).
+    pub async fn function_environment(&self, function: &str) -> Result<Value, String> {
+        Ok(self.function_configuration(function, None).await?["Environment"]["Variables"].clone())
+    }
+
+    /// Replaces a function's environment variables (`UpdateFunctionConfiguration`) and waits
+    /// until the update is in effect: what a redeploy with other variables does.
+    pub async fn set_function_environment(&self, function: &str, variables: &Value) -> Outcome {
+        let update = serde_json::json!({ "Environment": { "Variables": variables } });
+        self.function_configuration(function, Some(&update)).await?;
+        poll_until(
+            &format!("{function}'s new configuration in effect"),
+            Duration::from_secs(60),
+            || async {
+                let now = self.function_configuration(function, None).await.ok()?;
+                (now["LastUpdateStatus"] == "Successful").then_some(())
+            },
+        )
+        .await
+    }
+
+    async fn function_configuration(
+        &self,
+        function: &str,
+        update: Option<&Value>,
+    ) -> Result<Value, String> {
+        let url = format!("{LOCALSTACK}/2015-03-31/functions/{function}/configuration");
+        let request = match update {
+            Some(update) => self.http.put(&url).body(update.to_string()),
+            None => self.http.get(&url),
+        };
+        let response = request
+            .header("authorization", authorization("lambda"))
+            .send()
+            .await
+            .map_err(|e| format!("{function}'s configuration: {e}"))?;
+        let status = response.status().as_u16();
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        if status != 200 {
+            return Err(format!("{function}'s configuration: {status} {text}"));
+        }
+        serde_json::from_str(&text).map_err(|e| format!("{function}'s configuration: {e}"))
+    }
+
     /// Invokes a function synchronously; returns its result, or its error as `Err`.
     pub async fn invoke(&self, function: &str, payload: &Value) -> Result<Value, String> {
         let path = format!("/2015-03-31/functions/{function}/invocations");
