@@ -116,3 +116,17 @@ output "state_parameter_name" {
   description = "The SSM parameter holding the delivery state: delivering, paused (by whom, why) or circuit open (null with breaker_threshold = 0)"
   value       = one(aws_ssm_parameter.delivery_state[*].name)
 }
+
+################################################################################
+# Dashboard
+################################################################################
+
+output "dashboard_name" {
+  description = "The CloudWatch dashboard (null when dashboard_enabled = false)"
+  value       = one(aws_cloudwatch_dashboard.this[*].dashboard_name)
+}
+
+output "dashboard_url" {
+  description = "The dashboard in the AWS console of the stack's region (null when dashboard_enabled = false)"
+  value       = var.dashboard_enabled ? "https://${local.dashboard_region}.${local.dashboard_console}/cloudwatch/home?region=${local.dashboard_region}#dashboards/dashboard/${local.dashboard_name}" : null
+}

@@ -853,3 +853,13 @@ variable "alarm_emails" {
   type        = list(string)
   default     = []
 }
+
+################################################################################
+# Dashboard
+################################################################################
+
+variable "dashboard_enabled" {
+  description = "Create the CloudWatch dashboard `<name_prefix>`: orders accepted and rejected (by reason), deliveries by outcome and by backend answer, delivery latency p50/p99, depth and age of every queue, the circuit breaker, the alarms, and the latest failed delivery attempts from the forwarder's logs"
+  type        = bool
+  default     = true
+}
