@@ -10,12 +10,13 @@ use std::time::Duration;
 
 use futures::{FutureExt, StreamExt, stream};
 use tokio::time::Instant;
-use tracing::{Instrument, error, info, info_span, warn};
+use tracing::{Instrument, Level, error, info, info_span, warn};
 
 use crate::breaker::Breaker;
 use crate::envelope::Envelope;
 use crate::pacer::Pacer;
 use crate::retry::{Attempt, RetrySchedule, StatusPolicy, Verdict};
+use crate::trace::Span;
 
 /// A message received from the queue, ready to deliver.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,9 +31,40 @@ pub struct Message {
     pub group_id: Option<String>,
 }
 
+impl Message {
+    /// This receive's attempt span: a child of the store's span (from the envelope), its id
+    /// derived from the message id and the receive count.
+    pub fn attempt_trace(&self) -> Span {
+        Span::attempt(
+            self.envelope.trace_context.as_ref(),
+            &self.id,
+            self.receive_count,
+        )
+    }
+
+    /// The span every line about this receive of the message is written in.
+    pub fn log_span(&self) -> tracing::Span {
+        let trace = self.attempt_trace();
+        info_span!(
+            "message",
+            message_id = %self.id,
+            idempotency_key = %self.envelope.idempotency_key,
+            receive_count = self.receive_count,
+            trace_id = %trace.trace_id,
+            span_id = %trace.span_id,
+            parent_span_id = trace.parent_id.map(display),
+        )
+    }
+}
+
 /// Delivers a message to the backend, once.
 pub trait Backend: Sync {
     fn deliver(&self, message: &Message) -> impl Future<Output = Attempt> + Send;
+
+    /// The HTTP method of a delivery, for the logs.
+    fn method(&self) -> &str {
+        "POST"
+    }
 
     /// The backend's health check (`HEALTH_URL`), which a probe runs before it tries a ticket;
     /// `None` when there is none.
@@ -138,6 +170,35 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The outcome as the log lines name it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::DeadLettered { .. } => "dead_lettered",
+            Self::Dropped { .. } => "dropped",
+            Self::Retrying { .. } => "retrying",
+            Self::Deferred { .. } => "deferred",
+            Self::Failed { .. } => "failed",
+            Self::Parked { .. } => "parked",
+            Self::Held { .. } => "held",
+            Self::Stopped { .. } => "paused",
+        }
+    }
+
+    /// Why the message was not delivered.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Self::Delivered => None,
+            Self::DeadLettered { reason }
+            | Self::Dropped { reason }
+            | Self::Retrying { reason, .. }
+            | Self::Failed { reason }
+            | Self::Parked { reason }
+            | Self::Stopped { reason } => Some(reason),
+            Self::Deferred { reason } | Self::Held { reason } => Some(reason),
+        }
+    }
+
     /// Whether the message is finished with and may be deleted from its queue. Everything else
     /// is reported as a batch item failure and comes back.
     pub fn is_handled(&self) -> bool {
@@ -305,12 +366,7 @@ impl<B: Backend, S: Settle> Ctx<'_, B, S> {
         let mut out = Vec::with_capacity(lane.len());
         for i in lane {
             let message = &messages[i];
-            let span = info_span!(
-                "message",
-                message_id = %message.id,
-                idempotency_key = %message.envelope.idempotency_key,
-                receive_count = message.receive_count,
-            );
+            let span = message.log_span();
             let outcome = if blocked {
                 Outcome::Deferred {
                     reason: DEFERRED_GROUP,
@@ -319,8 +375,10 @@ impl<B: Backend, S: Settle> Ctx<'_, B, S> {
                 self.run_isolated(message).instrument(span.clone()).await
             };
             match &outcome {
-                Outcome::Deferred { reason } => span.in_scope(|| info!(reason, "deferred")),
-                Outcome::Held { reason } => span.in_scope(|| info!(reason, "held")),
+                Outcome::Deferred { reason } => {
+                    span.in_scope(|| info!(event = "delivery.deferred", reason, "deferred"));
+                }
+                Outcome::Held { reason } => span.in_scope(|| log_held(reason)),
                 _ => {}
             }
             blocked |= self.policy.ordered && !outcome.is_handled()
@@ -341,10 +399,15 @@ impl<B: Backend, S: Settle> Ctx<'_, B, S> {
                     .map(|s| s.to_string())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "unknown panic".into());
-                error!(panic = %what, "handling the message panicked");
-                Outcome::Failed {
-                    reason: format!("panicked: {what}"),
-                }
+                let settled = Settled {
+                    outcome: Outcome::Failed {
+                        reason: format!("panicked: {what}"),
+                    },
+                    level: Level::ERROR,
+                    message: "handling the message panicked",
+                };
+                self.log_attempt(&settled, message, None);
+                settled.outcome
             })
     }
 
@@ -359,17 +422,29 @@ impl<B: Backend, S: Settle> Ctx<'_, B, S> {
         if let Some(breaker) = self.breaker.filter(|b| b.is_open()) {
             return self.hold(message, breaker.hold()).await;
         }
+        let started = Instant::now();
         let attempt = self.backend.deliver(message).await;
-        let verdict = self.policy.statuses.classify(&attempt);
+        let latency = started.elapsed();
+        let settled = self.decide(message, &attempt).await;
+        self.log_attempt(&settled, message, Some((&attempt, latency)));
+        settled.outcome
+    }
+
+    /// What becomes of a message after `attempt`: parked if it opened the circuit, else settled.
+    async fn decide(&self, message: &Message, attempt: &Attempt) -> Settled {
+        let verdict = self.policy.statuses.classify(attempt);
         if let Some(breaker) = self.breaker
             && breaker.record(&verdict)
             && let Verdict::Retry { reason, .. } = &verdict
         {
             match self.settle.park(message, breaker.hold()).await {
                 Ok(()) => {
-                    warn!(%reason, "circuit opened; the message is parked as the probe's ticket");
-                    return Outcome::Parked {
-                        reason: reason.clone(),
+                    return Settled {
+                        outcome: Outcome::Parked {
+                            reason: reason.clone(),
+                        },
+                        level: Level::WARN,
+                        message: "circuit opened; the message is parked as the probe's ticket",
                     };
                 }
                 Err(e) => {
@@ -381,6 +456,61 @@ impl<B: Backend, S: Settle> Ctx<'_, B, S> {
         self.settle(message, verdict).await
     }
 
+    /// The one `delivery.attempt` line of a receive that called the backend: `call` is the
+    /// backend's answer and how long it took, `None` when the handling panicked.
+    fn log_attempt(
+        &self,
+        settled: &Settled,
+        message: &Message,
+        call: Option<(&Attempt, Duration)>,
+    ) {
+        let outcome = &settled.outcome;
+        let attempt = call.map(|(attempt, _)| attempt);
+        let latency_ms = call.map(|(_, took)| took.as_secs_f64() * 1000.0);
+        let status = match attempt {
+            Some(Attempt::Response { status, .. }) => Some(*status),
+            _ => None,
+        };
+        let error_type = attempt
+            .filter(|_| *outcome != Outcome::Delivered)
+            .map(error_type);
+        let (delay_s, last_receive) = match outcome {
+            Outcome::Retrying { delay, .. } => (
+                delay.map(|d| d.as_secs_f64()),
+                self.policy
+                    .max_receives
+                    .is_some_and(|max| message.receive_count >= max)
+                    .then_some(true),
+            ),
+            _ => (None, None),
+        };
+        let resend_count = Some(message.receive_count.saturating_sub(1)).filter(|n| *n > 0);
+        let method = self.backend.method();
+        macro_rules! line {
+            ($level:ident) => {
+                $level!(
+                    event = "delivery.attempt",
+                    outcome = outcome.name(),
+                    latency_ms,
+                    http.response.status_code = status,
+                    "error.type" = error_type.as_deref(),
+                    http.request.method = method,
+                    http.request.resend_count = resend_count,
+                    delay_s,
+                    reason = outcome.reason(),
+                    last_receive,
+                    "{}",
+                    settled.message
+                )
+            };
+        }
+        match settled.level {
+            Level::ERROR => line!(error),
+            Level::WARN => line!(warn),
+            _ => line!(info),
+        }
+    }
+
     /// Sends a message back untried, to come again after `delay`.
     async fn hold(&self, message: &Message, delay: Duration) -> Outcome {
         if let Err(e) = self.settle.retry_later(message, delay).await {
@@ -389,12 +519,13 @@ impl<B: Backend, S: Settle> Ctx<'_, B, S> {
         Outcome::Held { reason: HELD }
     }
 
-    async fn settle(&self, message: &Message, verdict: Verdict) -> Outcome {
+    async fn settle(&self, message: &Message, verdict: Verdict) -> Settled {
         match verdict {
-            Verdict::Delivered => {
-                info!("delivered");
-                Outcome::Delivered
-            }
+            Verdict::Delivered => Settled {
+                outcome: Outcome::Delivered,
+                level: Level::INFO,
+                message: "delivered",
+            },
             Verdict::Retry { reason, status, .. }
                 if self.policy.after_permanent == AfterPermanent::Pause
                     && self
@@ -406,9 +537,7 @@ impl<B: Backend, S: Settle> Ctx<'_, B, S> {
                 self.give_up(message, reason, status).await
             }
             Verdict::Retry {
-                reason,
-                status,
-                not_before,
+                reason, not_before, ..
             } => {
                 let delay = self.policy.retry_schedule.delay(
                     message.receive_count,
@@ -422,15 +551,18 @@ impl<B: Backend, S: Settle> Ctx<'_, B, S> {
                         None
                     }
                 };
-                warn!(?status, %reason, delay_s = delay.map(|d| d.as_secs_f64()), "delivery failed, will retry");
-                Outcome::Retrying { reason, delay }
+                Settled {
+                    outcome: Outcome::Retrying { reason, delay },
+                    level: Level::WARN,
+                    message: "delivery failed, will retry",
+                }
             }
             Verdict::Permanent { reason, status } => self.give_up(message, reason, status).await,
         }
     }
 
-    async fn give_up(&self, message: &Message, reason: String, status: Option<u16>) -> Outcome {
-        match self.policy.after_permanent {
+    async fn give_up(&self, message: &Message, reason: String, status: Option<u16>) -> Settled {
+        let (outcome, level, message_text) = match self.policy.after_permanent {
             AfterPermanent::DeadLetter => {
                 let failure = Failure {
                     reason: reason.clone(),
@@ -438,26 +570,30 @@ impl<B: Backend, S: Settle> Ctx<'_, B, S> {
                     attempts: message.receive_count,
                 };
                 match self.settle.dead_letter(message, &failure).await {
-                    Ok(()) => {
-                        warn!(?status, %reason, "permanent failure, moved to the dead-letter queue");
-                        Outcome::DeadLettered { reason }
-                    }
-                    Err(e) => {
-                        error!(?status, %reason, error = %e, "permanent failure, and writing to the dead-letter queue failed; left to the redrive policy");
+                    Ok(()) => (
+                        Outcome::DeadLettered { reason },
+                        Level::WARN,
+                        "permanent failure, moved to the dead-letter queue",
+                    ),
+                    Err(e) => (
                         Outcome::Failed {
                             reason: format!("{reason}; dead-lettering failed: {e}"),
-                        }
-                    }
+                        },
+                        Level::ERROR,
+                        "permanent failure, and writing to the dead-letter queue failed; left to the redrive policy",
+                    ),
                 }
             }
-            AfterPermanent::Redrive => {
-                warn!(?status, %reason, "permanent failure, no dead-letter queue configured; left to the redrive policy");
-                Outcome::Failed { reason }
-            }
-            AfterPermanent::Drop => {
-                error!(?status, %reason, "permanent failure, message DROPPED (FAILURE_ACTION=drop)");
-                Outcome::Dropped { reason }
-            }
+            AfterPermanent::Redrive => (
+                Outcome::Failed { reason },
+                Level::WARN,
+                "permanent failure, no dead-letter queue configured; left to the redrive policy",
+            ),
+            AfterPermanent::Drop => (
+                Outcome::Dropped { reason },
+                Level::ERROR,
+                "permanent failure, message DROPPED (FAILURE_ACTION=drop)",
+            ),
             AfterPermanent::Pause => {
                 let hold = self.breaker.map_or(PAUSE_HOLD, Breaker::hold);
                 match self.settle.park(message, hold).await {
@@ -465,25 +601,61 @@ impl<B: Backend, S: Settle> Ctx<'_, B, S> {
                         if let Some(breaker) = self.breaker {
                             breaker.force_open();
                         }
-                        error!(?status, %reason, "giving up on the message: delivery PAUSED until an operator resumes it (FAILURE_ACTION=pause)");
-                        Outcome::Stopped { reason }
+                        (
+                            Outcome::Stopped { reason },
+                            Level::ERROR,
+                            "giving up on the message: delivery PAUSED until an operator resumes it (FAILURE_ACTION=pause)",
+                        )
                     }
-                    Err(e) => {
-                        error!(?status, %reason, error = %e, "giving up on the message, and parking it failed; left to the redrive policy");
+                    Err(e) => (
                         Outcome::Failed {
                             reason: format!("{reason}; parking failed: {e}"),
-                        }
-                    }
+                        },
+                        Level::ERROR,
+                        "giving up on the message, and parking it failed; left to the redrive policy",
+                    ),
                 }
             }
+        };
+        Settled {
+            outcome,
+            level,
+            message: message_text,
         }
     }
+}
+
+/// How a receive that called the backend ended, and how its `delivery.attempt` line says it.
+struct Settled {
+    outcome: Outcome,
+    level: Level,
+    /// The line's human message.
+    message: &'static str,
+}
+
+/// `error.type` of a failed attempt (OpenTelemetry semantic conventions): the status of an
+/// answer, else how the request failed.
+fn error_type(attempt: &Attempt) -> String {
+    match attempt {
+        Attempt::Response { status, .. } => status.to_string(),
+        Attempt::Timeout => "timeout".into(),
+        Attempt::Connection(_) => "connection".into(),
+        Attempt::Other(_) => "other".into(),
+        Attempt::NoCredentials { failure, .. } => format!("credentials_{}", failure.as_str()),
+    }
+}
+
+/// The `delivery.held` line of a message not attempted because delivery is held back.
+pub(crate) fn log_held(reason: &str) {
+    info!(event = "delivery.held", reason, "held");
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fakes::{FakeQueue, ScriptedBackend, message, policy};
+    use crate::logging::capture::Lines;
+    use crate::trace::TraceContext;
 
     fn ok(status: u16) -> Attempt {
         Attempt::Response {
@@ -731,6 +903,183 @@ mod tests {
         let out = process(&msgs, &backend, &queue, &fifo, far(), None, None).await;
         assert!(matches!(out[0], Outcome::DeadLettered { .. }));
         assert_eq!(out[1], Outcome::Delivered);
+    }
+
+    #[tokio::test]
+    async fn each_attempt_writes_one_line_with_its_outcome_and_trace() {
+        let lines = Lines::default();
+        let _log = tracing::dispatcher::set_default(&lines.dispatch());
+        let backend = ScriptedBackend::answering(ok(200))
+            .with("m2", [ok(503)])
+            .with("m3", [ok(404)])
+            .with("m4", [Attempt::Timeout]);
+        let queue = FakeQueue::default();
+        let mut msgs = [
+            message("m1", None),
+            message("m2", None),
+            message("m3", None),
+            message("m4", None),
+        ];
+        msgs[0].envelope.trace_context = TraceContext::from_headers(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            None,
+        );
+        msgs[1].receive_count = 3;
+        let last_is_third = Policy {
+            max_receives: Some(3),
+            ..policy()
+        };
+        process(&msgs, &backend, &queue, &last_is_third, far(), None, None).await;
+
+        let attempts = lines.events("delivery.attempt");
+        assert_eq!(attempts.len(), 4, "one line per attempt");
+        let line = |id: &str| {
+            attempts
+                .iter()
+                .find(|l| l["message_id"] == id)
+                .unwrap()
+                .as_object()
+                .unwrap()
+                .clone()
+        };
+        let delivered = line("m1");
+        let trace = msgs[0].attempt_trace();
+        assert_eq!(
+            (
+                delivered["outcome"].as_str(),
+                delivered["level"].as_str(),
+                delivered["message"].as_str()
+            ),
+            (Some("delivered"), Some("INFO"), Some("delivered"))
+        );
+        assert_eq!(delivered["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(delivered["parent_span_id"], "00f067aa0ba902b7");
+        assert_eq!(delivered["span_id"], trace.span_id.to_string());
+        assert_eq!(delivered["idempotency_key"], "key-m1");
+        assert_eq!(delivered["http.response.status_code"], 200);
+        assert_eq!(delivered["http.request.method"], "POST");
+        assert!(delivered["latency_ms"].is_f64());
+        for absent in [
+            "error.type",
+            "reason",
+            "delay_s",
+            "last_receive",
+            "http.request.resend_count",
+        ] {
+            assert!(!delivered.contains_key(absent), "{absent}");
+        }
+
+        let retrying = line("m2");
+        assert_eq!(
+            (retrying["outcome"].as_str(), retrying["level"].as_str()),
+            (Some("retrying"), Some("WARN"))
+        );
+        assert_eq!(retrying["error.type"], "503");
+        assert_eq!(retrying["reason"], "backend answered 503");
+        assert_eq!(retrying["http.request.resend_count"], 2);
+        assert_eq!(retrying["receive_count"], 3);
+        assert_eq!(retrying["last_receive"], true);
+        assert!(retrying["delay_s"].as_f64().is_some_and(|d| d > 0.0));
+        assert!(
+            !retrying.contains_key("parent_span_id"),
+            "no stored context"
+        );
+
+        let dead = line("m3");
+        assert_eq!(
+            (dead["outcome"].as_str(), dead["error.type"].as_str()),
+            (Some("dead_lettered"), Some("404"))
+        );
+        let timeout = line("m4");
+        assert_eq!(timeout["error.type"], "timeout");
+        assert!(!timeout.contains_key("http.response.status_code"));
+        assert!(
+            !timeout.contains_key("last_receive"),
+            "not its last receive"
+        );
+
+        for l in lines.parsed() {
+            assert!(!l.to_string().contains("\"order\""), "no payload: {l}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_its_messages_one_failed_attempt_line() {
+        let lines = Lines::default();
+        let _log = tracing::dispatcher::set_default(&lines.dispatch());
+        let backend = ScriptedBackend::answering(ok(200)).panicking_on("m1");
+        let queue = FakeQueue::default();
+        process(
+            &[message("m1", None)],
+            &backend,
+            &queue,
+            &policy(),
+            far(),
+            None,
+            None,
+        )
+        .await;
+        let attempts = lines.events("delivery.attempt");
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(
+            (
+                attempts[0]["outcome"].as_str(),
+                attempts[0]["level"].as_str()
+            ),
+            (Some("failed"), Some("ERROR"))
+        );
+        assert!(
+            attempts[0]["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("panicked: scripted panic"))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deferred_and_held_messages_write_their_own_lines_and_no_attempt() {
+        let lines = Lines::default();
+        let _log = tracing::dispatcher::set_default(&lines.dispatch());
+        let backend = ScriptedBackend::answering(ok(200));
+        let queue = FakeQueue::default();
+        let soon = Instant::now() + Duration::from_secs(1);
+        process(
+            &[message("m1", None)],
+            &backend,
+            &queue,
+            &policy(),
+            soon,
+            None,
+            None,
+        )
+        .await;
+        let open = Breaker::new(1, Duration::from_secs(30));
+        open.force_open();
+        process(
+            &[message("m2", None)],
+            &backend,
+            &queue,
+            &policy(),
+            far(),
+            None,
+            Some(&open),
+        )
+        .await;
+        assert!(lines.events("delivery.attempt").is_empty());
+        let deferred = lines.events("delivery.deferred");
+        let held = lines.events("delivery.held");
+        assert_eq!((deferred.len(), held.len()), (1, 1));
+        assert_eq!(
+            (
+                deferred[0]["message_id"].as_str(),
+                deferred[0]["reason"].as_str()
+            ),
+            (Some("m1"), Some(DEFERRED_DEADLINE))
+        );
+        assert_eq!(
+            (held[0]["message_id"].as_str(), held[0]["reason"].as_str()),
+            (Some("m2"), Some(HELD))
+        );
+        assert!(held[0]["trace_id"].as_str().is_some_and(|t| t.len() == 32));
     }
 
     #[tokio::test(start_paused = true)]

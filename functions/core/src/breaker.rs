@@ -24,7 +24,9 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
-use crate::batch::{Backend, Failure, Message, Outcome, Policy, QueueError, Settle, process};
+use crate::batch::{
+    Backend, Failure, Message, Outcome, Policy, QueueError, Settle, log_held, process,
+};
 use crate::poll::Source;
 use crate::retry::Verdict;
 
@@ -365,6 +367,7 @@ async fn hold<Q: Settle>(
         if let Err(e) = queue.retry_later(ticket, interval).await {
             warn!(error = %e, "could not hold the ticket; the queue's visibility timeout applies");
         }
+        ticket.log_span().in_scope(|| log_held(reason));
         outcomes.push(Outcome::Held { reason });
     }
     outcomes

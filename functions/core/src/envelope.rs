@@ -3,6 +3,8 @@
 //! The store writes these attributes and the forwarder reads them back; both use this module, so
 //! the names and the size arithmetic exist once.
 
+use crate::trace::TraceContext;
+
 /// Message attribute names. All are of SQS data type `String`.
 pub mod attr {
     /// Media type of the body, as the client sent it.
@@ -15,6 +17,9 @@ pub mod attr {
     pub const REQUEST_ID: &str = "RequestId";
     /// The `X-Amzn-Trace-Id` of the store call.
     pub const TRACE_HEADER: &str = "TraceHeader";
+    /// The store span's W3C trace context, as a JSON text-map carrier
+    /// (`{"traceparent":"…","tracestate":"…"}`).
+    pub const TRACE_CONTEXT: &str = "TraceContext";
     /// Set on dead letters: why the message was given up (`permanent`).
     pub const FAILURE_KIND: &str = "FailureKind";
     /// Set on dead letters: the backend's last status, if it answered.
@@ -39,6 +44,8 @@ pub struct Envelope {
     pub received_at_ms: Option<u64>,
     pub request_id: Option<String>,
     pub trace_header: Option<String>,
+    /// The W3C trace context of the store's span, the parent of every delivery attempt.
+    pub trace_context: Option<TraceContext>,
 }
 
 impl Envelope {
@@ -55,6 +62,10 @@ impl Envelope {
             ),
             (attr::REQUEST_ID, self.request_id.clone()),
             (attr::TRACE_HEADER, self.trace_header.clone()),
+            (
+                attr::TRACE_CONTEXT,
+                self.trace_context.as_ref().map(TraceContext::to_carrier),
+            ),
         ];
         out.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
         out
@@ -62,7 +73,7 @@ impl Envelope {
 
     /// Reads an envelope back from message attributes. Messages that another producer wrote
     /// without our attributes still deliver: JSON is assumed, and the SQS message id (stable across
-    /// redeliveries) becomes the idempotency key.
+    /// redeliveries) becomes the idempotency key. An unreadable trace context is left out.
     pub fn from_attributes<'a>(get: impl Fn(&str) -> Option<&'a str>, message_id: &str) -> Self {
         let owned = |name| get(name).map(str::to_owned);
         Self {
@@ -71,6 +82,7 @@ impl Envelope {
             received_at_ms: get(attr::RECEIVED_AT).and_then(|v| v.parse().ok()),
             request_id: owned(attr::REQUEST_ID),
             trace_header: owned(attr::TRACE_HEADER),
+            trace_context: get(attr::TRACE_CONTEXT).and_then(TraceContext::from_carrier),
         }
     }
 }
@@ -106,6 +118,10 @@ mod tests {
             received_at_ms: Some(1_700_000_000_123),
             request_id: Some("req-1".into()),
             trace_header: Some("Root=1-abc".into()),
+            trace_context: TraceContext::from_headers(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                Some("rojo=1"),
+            ),
         }
     }
 
@@ -123,6 +139,7 @@ mod tests {
             received_at_ms: None,
             request_id: None,
             trace_header: None,
+            trace_context: None,
             ..full()
         };
         let names: Vec<&str> = env.attributes().iter().map(|(k, _)| *k).collect();
@@ -135,6 +152,18 @@ mod tests {
         assert_eq!(env.content_type, DEFAULT_CONTENT_TYPE);
         assert_eq!(env.idempotency_key, "msg-42");
         assert_eq!(env.received_at_ms, None);
+        assert_eq!(env.trace_context, None);
+    }
+
+    #[test]
+    fn the_trace_context_is_one_json_attribute_read_leniently() {
+        let map: HashMap<&str, String> = full().attributes().into_iter().collect();
+        assert_eq!(
+            map[attr::TRACE_CONTEXT],
+            r#"{"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01","tracestate":"rojo=1"}"#
+        );
+        let broken = |name: &str| (name == attr::TRACE_CONTEXT).then_some("{\"traceparent\":1}");
+        assert_eq!(Envelope::from_attributes(broken, "m").trace_context, None);
     }
 
     #[test]

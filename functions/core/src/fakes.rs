@@ -25,6 +25,7 @@ pub fn message(id: &str, group: Option<&str>) -> Message {
             received_at_ms: Some(1_700_000_000_000),
             request_id: None,
             trace_header: None,
+            trace_context: None,
         },
         receive_count: 1,
         group_id: group.map(str::to_owned),

@@ -7,12 +7,14 @@ pub mod batch;
 pub mod breaker;
 pub mod config;
 pub mod envelope;
+pub mod logging;
 pub mod metrics;
 pub mod order;
 pub mod pacer;
 pub mod poll;
 pub mod retry;
 pub mod startup;
+pub mod trace;
 
 #[cfg(any(test, feature = "fakes"))]
 pub mod fakes;

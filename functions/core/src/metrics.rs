@@ -225,6 +225,10 @@ impl<B: Backend> Backend for Measured<'_, B> {
         attempt
     }
 
+    fn method(&self) -> &str {
+        self.inner.method()
+    }
+
     async fn health(&self) -> Option<Attempt> {
         self.inner.health().await
     }

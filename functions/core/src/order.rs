@@ -10,6 +10,7 @@ use serde_json::Value;
 use tracing::warn;
 
 use crate::envelope::{Envelope, sqs_allows, sqs_message_size};
+use crate::trace::TraceContext;
 
 /// The largest message SQS accepts (1 MiB).
 pub const SQS_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
@@ -60,6 +61,8 @@ pub struct Incoming<'a> {
     pub group_id: Option<&'a str>,
     pub request_id: Option<String>,
     pub trace_header: Option<String>,
+    /// The context of the store's span, stored for the forwarder to continue.
+    pub trace_context: Option<TraceContext>,
     pub received_at_ms: u64,
 }
 
@@ -182,6 +185,7 @@ impl OrderRules {
             received_at_ms: Some(incoming.received_at_ms),
             request_id: incoming.request_id.clone(),
             trace_header: incoming.trace_header.clone(),
+            trace_context: incoming.trace_context.clone(),
         };
         let attributes = envelope.attributes();
         let size = sqs_message_size(body, attributes.iter().map(|(k, v)| (*k, v.as_str())))
@@ -530,12 +534,17 @@ mod tests {
             idempotency_key: Some("abc-123"),
             request_id: Some("r1".into()),
             trace_header: Some("Root=1-x".into()),
+            trace_context: TraceContext::from_headers(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                None,
+            ),
             ..incoming(body)
         };
         let order = rules()
             .accept(&req, || unreachable!("client sent a key"))
             .unwrap();
         assert_eq!(order.body.as_bytes(), body);
+        assert_eq!(order.envelope.trace_context, req.trace_context);
         assert_eq!(order.envelope.idempotency_key, "abc-123");
         assert_eq!(order.envelope.request_id.as_deref(), Some("r1"));
         assert_eq!(order.envelope.received_at_ms, Some(1_700_000_000_000));
