@@ -58,8 +58,8 @@ where
         .flatten_span_list_on_top_level(true)
 }
 
-#[cfg(test)]
-pub(crate) mod capture {
+#[cfg(any(test, feature = "fakes"))]
+pub mod capture {
     //! Log lines captured in memory, for the tests of what the code logs.
 
     use std::io;

@@ -10,7 +10,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{SystemTime, UNIX_EPOCH};
 use storeforward_core::metrics::Document;
 use storeforward_core::order::{Incoming, OrderRules, Rejection, Storage, store_with_failover};
-use tracing::{error, info};
+use storeforward_core::trace::{Span, TraceContext};
+use tracing::{Instrument, error, info, info_span};
 
 use crate::event::Unreadable;
 
@@ -53,44 +54,68 @@ impl Recorded {
 /// invocation's): the caller can quote it, and the request's metrics document carries it.
 pub const REQUEST_ID: &str = "x-request-id";
 
+/// The W3C trace context header a request continues and a `202` answers with.
+pub const TRACEPARENT: &str = "traceparent";
+const TRACESTATE: &str = "tracestate";
+
 /// Handles one request. Every answer is JSON and names its request ([`REQUEST_ID`]); nothing
-/// here panics or fails the invocation.
+/// here panics or fails the invocation. The request is the store's span of the order's trace
+/// (the caller's, continued, or a new one); its lines carry the span's ids.
 pub async fn handle<S: Storage>(app: &App<S>, req: Request) -> Response<Body> {
     let id = request_id(&req);
-    let mut response = answer(app, req).await;
+    let trace = Span::continuing(caller_context(req.headers()));
+    let log = info_span!(
+        "request",
+        request_id = id.as_deref(),
+        trace_id = %trace.trace_id,
+        span_id = %trace.span_id,
+        parent_span_id = trace.parent_id.map(display),
+    );
+    let mut response = answer(app, req, &trace).instrument(log).await;
     if let Some(value) = id.and_then(|id| HeaderValue::from_str(&id).ok()) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
     response
 }
 
-async fn answer<S: Storage>(app: &App<S>, req: Request) -> Response<Body> {
+/// The caller's trace context: one valid `traceparent` (a repeated one counts as none), with
+/// its `tracestate` lines joined, kept only if valid.
+fn caller_context(headers: &HeaderMap) -> Option<TraceContext> {
+    let mut parents = headers.get_all(TRACEPARENT).iter();
+    let parent = match (parents.next(), parents.next()) {
+        (Some(parent), None) => parent.to_str().ok()?,
+        _ => return None,
+    };
+    let states = headers
+        .get_all(TRACESTATE)
+        .iter()
+        .map(|v| v.to_str().ok())
+        .collect::<Option<Vec<_>>>()
+        .filter(|states| !states.is_empty())
+        .map(|states| states.join(","));
+    TraceContext::from_headers(parent, states.as_deref())
+}
+
+async fn answer<S: Storage>(app: &App<S>, req: Request, trace: &Span) -> Response<Body> {
     if let Some(why) = req.extensions().get::<Unreadable>() {
-        return error(StatusCode::BAD_REQUEST, why.code, &why.message, Value::Null);
+        return refuse(StatusCode::BAD_REQUEST, why.code, &why.message);
     }
     if let Err(message) = check_host_and_scheme(&req) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_header",
-            &message,
-            Value::Null,
-        );
+        return refuse(StatusCode::BAD_REQUEST, "invalid_header", &message);
     }
     let path = route_path(&req);
     if path.trim_end_matches('/') != app.order_path {
-        return error(
+        return refuse(
             StatusCode::NOT_FOUND,
             "not_found",
             &format!("no route for {path}"),
-            Value::Null,
         );
     }
     if req.method() != Method::POST {
-        let mut response = error(
+        let mut response = refuse(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             &format!("{} is not allowed here; use POST", req.method()),
-            Value::Null,
         );
         response
             .headers_mut()
@@ -109,6 +134,7 @@ async fn answer<S: Storage>(app: &App<S>, req: Request) -> Response<Body> {
         group_id: group_id.as_deref(),
         request_id: request_id(&req),
         trace_header: header(headers, "x-amzn-trace-id").map(Cow::into_owned),
+        trace_context: Some(trace.context()),
         received_at_ms: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64),
@@ -118,7 +144,7 @@ async fn answer<S: Storage>(app: &App<S>, req: Request) -> Response<Body> {
         .accept(&incoming, || uuid::Uuid::new_v4().to_string())
     {
         Ok(order) => order,
-        Err(rejection) => return rejected(&rejection),
+        Err(rejection) => return rejected(&rejection, incoming.idempotency_key),
     };
     let key = &order.envelope.idempotency_key;
 
@@ -129,7 +155,7 @@ async fn answer<S: Storage>(app: &App<S>, req: Request) -> Response<Body> {
             } else {
                 "primary"
             };
-            info!(message_id = %stored.message_id, idempotency_key = %key, storage, "order stored");
+            info!(event = "order.accepted", message_id = %stored.message_id, idempotency_key = %key, queue = storage, "order stored");
             let mut response = json_response(
                 StatusCode::ACCEPTED,
                 &json!({
@@ -137,15 +163,19 @@ async fn answer<S: Storage>(app: &App<S>, req: Request) -> Response<Body> {
                     "messageId": stored.message_id,
                     "idempotencyKey": key,
                     "storage": storage,
+                    "traceId": trace.trace_id.to_string(),
                 }),
             );
+            if let Ok(traceparent) = HeaderValue::from_str(&trace.context().parent.to_string()) {
+                response.headers_mut().insert(TRACEPARENT, traceparent);
+            }
             response.extensions_mut().insert(Recorded::Accepted {
                 failover: stored.failover,
             });
             response
         }
         Err(e) => {
-            error!(error = %e, idempotency_key = %key, "order NOT stored: storage unavailable");
+            error!(event = "order.not_stored", error = %e, idempotency_key = %key, "order NOT stored: storage unavailable");
             let mut response = error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "storage_unavailable",
@@ -267,8 +297,8 @@ fn request_id(req: &Request) -> Option<String> {
     gateway.or_else(|| req.lambda_context_ref().map(|c| c.request_id.clone()))
 }
 
-fn rejected(rejection: &Rejection) -> Response<Body> {
-    info!(code = rejection.code(), status = rejection.status(), reason = %rejection, "order rejected");
+fn rejected(rejection: &Rejection, idempotency_key: Option<&str>) -> Response<Body> {
+    info!(event = "order.rejected", code = rejection.code(), status = rejection.status(), reason = %rejection, idempotency_key, "order rejected");
     let details: Vec<Value> = rejection
         .violations()
         .iter()
@@ -281,6 +311,19 @@ fn rejected(rejection: &Rejection) -> Response<Body> {
         Value::Array(details)
     };
     error(status, rejection.code(), &rejection.to_string(), details)
+}
+
+/// A `4xx` that is not about the order itself (the request's form, route or method), logged as
+/// `order.rejected`.
+fn refuse(status: StatusCode, code: &'static str, message: &str) -> Response<Body> {
+    info!(
+        event = "order.rejected",
+        code,
+        status = status.as_u16(),
+        reason = message,
+        "order rejected"
+    );
+    error(status, code, message, Value::Null)
 }
 
 fn error(status: StatusCode, code: &'static str, message: &str, details: Value) -> Response<Body> {
@@ -307,7 +350,9 @@ mod tests {
     use super::*;
     use lambda_http::request::from_str;
     use serde_json::Map;
+    use storeforward_core::envelope::attr;
     use storeforward_core::fakes::FakeStorage;
+    use storeforward_core::logging::capture::Lines;
     use storeforward_core::order::DEFAULT_MAX_MESSAGE_BYTES;
 
     const REST: &str = include_str!("../tests/fixtures/apigw-rest-request.json");
@@ -414,9 +459,11 @@ mod tests {
         );
         let response = handle(&app, req).await;
         assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let body = json_body(&response);
+        let trace_id = body["traceId"].as_str().unwrap();
         assert_eq!(
-            json_body(&response),
-            json!({"status": "accepted", "messageId": "m-1", "idempotencyKey": "order-o-1", "storage": "primary"})
+            body,
+            json!({"status": "accepted", "messageId": "m-1", "idempotencyKey": "order-o-1", "storage": "primary", "traceId": trace_id})
         );
         assert_eq!(
             response.headers()[REQUEST_ID],
@@ -632,6 +679,137 @@ mod tests {
             (doc["Reason"].as_str(), doc["Rejected"].as_u64()),
             (Some("too_deep"), Some(1))
         );
+    }
+
+    const CALLER: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    /// An order request with `traceparent` and `tracestate` header lines.
+    fn traced(parents: &[&str], states: &[&str]) -> Request {
+        let mut req = post(ORDER);
+        for parent in parents {
+            req.headers_mut()
+                .append(TRACEPARENT, HeaderValue::from_str(parent).unwrap());
+        }
+        for state in states {
+            req.headers_mut()
+                .append(TRACESTATE, HeaderValue::from_str(state).unwrap());
+        }
+        req
+    }
+
+    /// The answer's `traceparent`, the stored context, and the trace id of the body.
+    async fn trace_of(req: Request) -> (TraceContext, TraceContext, String) {
+        let app = app(FakeStorage::up("m"), None);
+        let response = handle(&app, req).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let answered =
+            TraceContext::from_headers(response.headers()[TRACEPARENT].to_str().unwrap(), None)
+                .unwrap();
+        let stored = app.primary.stored()[0]
+            .envelope
+            .trace_context
+            .clone()
+            .unwrap();
+        let trace_id = json_body(&response)["traceId"].as_str().unwrap().to_owned();
+        (answered, stored, trace_id)
+    }
+
+    #[tokio::test]
+    async fn a_callers_traceparent_is_continued_and_its_tracestate_kept() {
+        let (answered, stored, trace_id) =
+            trace_of(traced(&[CALLER], &["rojo=00f067aa0ba902b7", "congo=t61"])).await;
+        assert_eq!(trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(answered.parent.trace_id.to_string(), trace_id);
+        assert_eq!(answered.parent.flags, 1);
+        assert_ne!(answered.parent.parent_id.to_string(), "00f067aa0ba902b7");
+        assert_eq!(stored.parent, answered.parent, "the store's span goes on");
+        assert_eq!(
+            stored.state.as_deref(),
+            Some("rojo=00f067aa0ba902b7,congo=t61")
+        );
+
+        let app = app(FakeStorage::up("m"), None);
+        handle(&app, traced(&[CALLER], &["rojo=1"])).await;
+        let attributes = app.primary.stored()[0].envelope.attributes();
+        let (_, carrier) = attributes
+            .iter()
+            .find(|(name, _)| *name == attr::TRACE_CONTEXT)
+            .unwrap();
+        let carrier: Value = serde_json::from_str(carrier).unwrap();
+        assert_eq!(carrier["tracestate"], "rojo=1");
+        assert!(
+            carrier["traceparent"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_invalid_tracestate_is_dropped_not_refused() {
+        let (_, stored, trace_id) = trace_of(traced(&[CALLER], &["Not A State"])).await;
+        assert_eq!(trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(stored.state, None);
+    }
+
+    #[tokio::test]
+    async fn without_a_valid_single_traceparent_a_new_trace_starts_without_tracestate() {
+        let invalid = "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01";
+        for req in [
+            traced(&[], &[]),
+            traced(&[invalid], &["rojo=1"]),
+            traced(&[CALLER, CALLER], &["rojo=1"]),
+        ] {
+            let (answered, stored, trace_id) = trace_of(req).await;
+            assert_ne!(trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+            assert_eq!(trace_id.len(), 32);
+            assert_eq!(answered.parent.trace_id.to_string(), trace_id);
+            assert_eq!(answered.parent.flags, 1);
+            assert_eq!(stored, answered, "no tracestate");
+        }
+    }
+
+    #[tokio::test]
+    async fn its_lines_carry_the_event_the_request_and_the_trace_but_never_the_order() {
+        let lines = Lines::default();
+        let _log = tracing::dispatcher::set_default(&lines.dispatch());
+        let up = app(FakeStorage::up("m"), None);
+        handle(&up, traced(&[CALLER], &[])).await;
+        let mut bad = traced(&[CALLER], &[]);
+        *bad.body_mut() = Body::from("{\"a\":");
+        bad.headers_mut()
+            .insert("idempotency-key", HeaderValue::from_static("k-9"));
+        handle(&up, bad).await;
+        handle(&up, rest("GET", "/nowhere", &[], None, false)).await;
+        handle(&app(FakeStorage::down(), None), post(ORDER)).await;
+
+        let accepted = &lines.events("order.accepted")[0];
+        for (name, value) in [
+            ("message_id", "m-1"),
+            ("queue", "primary"),
+            ("request_id", "deef4878-7910-11e6-8f14-25afc3e9ae33"),
+            ("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736"),
+            ("parent_span_id", "00f067aa0ba902b7"),
+            ("level", "INFO"),
+        ] {
+            assert_eq!(accepted[name], value, "{name} in {accepted}");
+        }
+        assert_eq!(accepted["span_id"].as_str().map(str::len), Some(16));
+        let rejected = lines.events("order.rejected");
+        assert_eq!(rejected.len(), 2);
+        assert_eq!(
+            (rejected[0]["code"].as_str(), rejected[0]["status"].as_u64()),
+            (Some("malformed_json"), Some(400))
+        );
+        assert_eq!(rejected[0]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(rejected[0]["idempotency_key"], "k-9");
+        assert_eq!(rejected[1]["code"], "not_found");
+        assert!(rejected[1].get("parent_span_id").is_none());
+        let lost = &lines.events("order.not_stored")[0];
+        assert_eq!(lost["level"], "ERROR");
+        assert!(lost["error"].is_string() && lost["idempotency_key"].is_string());
+        for line in lines.parsed() {
+            assert!(!line.to_string().contains("qty"), "no payload: {line}");
+        }
     }
 
     #[tokio::test]
