@@ -12,6 +12,7 @@ mod badinput;
 mod breaker;
 mod chaos;
 mod creds;
+mod dashboard;
 mod delivery;
 mod fifo;
 mod forwarder;
@@ -70,6 +71,7 @@ fn main() -> ExitCode {
         breaker::a_scheduled_forwarder_probes_instead_of_draining,
         breaker::a_backend_that_fails_some_orders_keeps_the_circuit_closed,
         creds::orders_reach_a_backend_behind_mtls_oauth2_and_a_header_secret,
+        dashboard::the_dashboard_is_applied_and_read_back,
     ];
     if args.list {
         let trials = suites
