@@ -140,12 +140,11 @@ locals {
         properties = merge(local.dashboard_metric_defaults, {
           title = "Functions: failed invocations and throttles"
           stat  = "Sum"
-          metrics = flatten([
-            for function in [local.store_function_name, local.forwarder_function_name] : [
-              for name in ["Errors", "Throttles"] :
-              ["AWS/Lambda", name, "FunctionName", function, { label = "${function} ${name}" }]
-            ]
-          ])
+          # setproduct, not flatten: flatten would also flatten each metric into its strings.
+          metrics = [
+            for pair in setproduct([local.store_function_name, local.forwarder_function_name], ["Errors", "Throttles"]) :
+            ["AWS/Lambda", pair[1], "FunctionName", pair[0], { label = "${pair[0]} ${pair[1]}" }]
+          ]
         })
       },
     ],
@@ -208,7 +207,8 @@ locals {
       }
     }] : [],
 
-    # The latest attempts that failed, from the forwarder's JSON log lines.
+    # The latest attempts that failed, from the forwarder's JSON log lines: one `delivery.attempt`
+    # line per receive that called the backend, its outcome `delivered` or why not.
     [{
       type   = "log"
       width  = 24
@@ -219,8 +219,8 @@ locals {
         view   = "table"
         query = join(" | ", [
           "SOURCE '${aws_cloudwatch_log_group.forwarder.name}'",
-          "fields @timestamp, idempotency_key, message_id, outcome, `error.type`, `http.response.status_code`, latency_ms, trace_id",
-          "filter event = 'delivery.attempt' and (ispresent(`error.type`) or `http.response.status_code` >= 300)",
+          "fields @timestamp, idempotency_key, message_id, outcome, reason, `error.type`, `http.response.status_code`, latency_ms, trace_id",
+          "filter event = 'delivery.attempt' and outcome != 'delivered'",
           "sort @timestamp desc",
           "limit 50",
         ])

@@ -74,6 +74,25 @@ run "dashboard_by_default" {
     error_message = "The dashboard must show the store's and the forwarder's metrics (outcomes, status classes, latency, breaker) under their function names, and FailoverUsed only with a failover queue."
   }
 
+  # Each metric is [namespace, name, dimension, value, options] or [{ expression }].
+  assert {
+    condition = alltrue(flatten([
+      for w in jsondecode(aws_cloudwatch_dashboard.this[0].dashboard_body).widgets : [
+        for m in try(w.properties.metrics, []) : can(m[0].expression) || can(regex("^(storeforward|AWS/SQS|AWS/Lambda)$", m[0]))
+      ]
+    ]))
+    error_message = "Every metric of a widget must be a metric array or an expression."
+  }
+
+  assert {
+    condition = toset(flatten([
+      for w in jsondecode(aws_cloudwatch_dashboard.this[0].dashboard_body).widgets : [
+        for m in try(w.properties.metrics, []) : "${m[1]} ${m[3]}" if try(m[0] == "AWS/Lambda" && m[2] == "FunctionName", false)
+      ]
+    ])) == toset(["Errors storeforward-store", "Throttles storeforward-store", "Errors storeforward-forwarder", "Throttles storeforward-forwarder"])
+    error_message = "The dashboard must show errors and throttles of both functions."
+  }
+
   assert {
     condition = toset(flatten([
       for w in jsondecode(aws_cloudwatch_dashboard.this[0].dashboard_body).widgets : [
@@ -104,7 +123,7 @@ run "dashboard_by_default" {
   assert {
     condition = length([
       for w in jsondecode(aws_cloudwatch_dashboard.this[0].dashboard_body).widgets : w
-      if try(w.type == "log" && startswith(w.properties.query, "SOURCE '/aws/lambda/storeforward-forwarder' |") && strcontains(w.properties.query, "filter event = 'delivery.attempt'"), false)
+      if try(w.type == "log" && startswith(w.properties.query, "SOURCE '/aws/lambda/storeforward-forwarder' |") && strcontains(w.properties.query, "filter event = 'delivery.attempt' and outcome != 'delivered'"), false)
     ]) == 1
     error_message = "A Logs Insights widget must list the forwarder's failed delivery.attempt lines."
   }
