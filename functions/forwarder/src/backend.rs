@@ -157,6 +157,12 @@ impl HttpBackend {
         if let Some(trace) = &envelope.trace_header {
             request = request.header("x-amzn-trace-id", trace);
         }
+        // This receive's attempt span, a child of the store's; the health check sends none.
+        let trace = message.attempt_trace().context();
+        request = request.header("traceparent", trace.parent.to_string());
+        if let Some(state) = &trace.state {
+            request = request.header("tracestate", state);
+        }
         if let Some(signer) = &self.settings.signer {
             let timestamp = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -210,6 +216,10 @@ impl Backend for HttpBackend {
         tokio::time::timeout(self.settings.request_timeout, self.attempt(message))
             .await
             .unwrap_or(Attempt::Timeout)
+    }
+
+    fn method(&self) -> &str {
+        self.settings.method.as_str()
     }
 
     async fn health(&self) -> Option<Attempt> {

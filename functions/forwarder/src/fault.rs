@@ -36,6 +36,10 @@ impl<B: Backend> Backend for PanicOn<B> {
         self.inner.deliver(message).await
     }
 
+    fn method(&self) -> &str {
+        self.inner.method()
+    }
+
     async fn health(&self) -> Option<Attempt> {
         self.inner.health().await
     }

@@ -22,7 +22,7 @@ use serde_json::Value;
 use storeforward_control::AwsSwitch;
 use storeforward_core::breaker::Breaker;
 use storeforward_sqs::SqsSource;
-use tracing::info;
+use tracing::{Instrument, info, info_span};
 
 /// The delivery path the functions serve: the HTTP backend, behind the test-only fault hook in
 /// local builds.
@@ -31,9 +31,35 @@ type Delivery = HttpBackend;
 #[cfg(feature = "fault-injection")]
 type Delivery = fault::PanicOn<HttpBackend>;
 
-/// A forwarder ready to serve: its secrets read, its HTTP and AWS clients built.
+/// A forwarder ready to serve: its secrets read, its HTTP and AWS clients built, and the
+/// backend's address for the invocation span.
 #[derive(Debug)]
-pub struct Ready(Forwarder<Delivery>);
+pub struct Ready(Forwarder<Delivery>, Server);
+
+/// The backend as OpenTelemetry's HTTP client spans name it: `server.address`, `server.port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Server {
+    address: String,
+    port: Option<u16>,
+}
+
+impl Server {
+    fn of(url: &reqwest::Url) -> Self {
+        Self {
+            address: url.host_str().unwrap_or_default().to_owned(),
+            port: url.port_or_known_default(),
+        }
+    }
+
+    /// The span every line of one invocation is written in.
+    fn span(&self) -> tracing::Span {
+        info_span!(
+            "invocation",
+            server.address = %self.address,
+            server.port = self.port,
+        )
+    }
+}
 
 /// The cold start's work before the first event: reads the secrets that are kept elsewhere and
 /// builds the HTTP and SQS clients once. An error here is an init error (the configuration).
@@ -81,22 +107,26 @@ pub async fn init(mut config: Config) -> Result<Ready, Error> {
             None
         }
     };
-    Ok(Ready(Forwarder {
-        backend,
-        primary,
-        failover_url: config.failover_queue_url.clone(),
-        policy: config.policy(),
-        poll: config.poll.clone(),
-        breaker: Breaker::new(config.breaker.threshold, config.breaker.probe_interval),
-        circuit,
-    }))
+    let server = Server::of(&config.backend.url);
+    Ok(Ready(
+        Forwarder {
+            backend,
+            primary,
+            failover_url: config.failover_queue_url.clone(),
+            policy: config.policy(),
+            poll: config.poll.clone(),
+            breaker: Breaker::new(config.breaker.threshold, config.breaker.probe_interval),
+            circuit,
+        },
+        server,
+    ))
 }
 
 /// Serves events until the runtime stops.
-pub async fn serve(Ready(forwarder): Ready) -> Result<(), Error> {
-    let forwarder = &forwarder;
+pub async fn serve(Ready(forwarder, server): Ready) -> Result<(), Error> {
+    let (forwarder, server) = (&forwarder, &server);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        forwarder.handle(event).await
+        forwarder.handle(event).instrument(server.span()).await
     }))
     .await
 }
@@ -109,5 +139,23 @@ async fn switch(settings: &BreakerSettings, probe_url: &str, parameter: &str) ->
     match &settings.function_name {
         Some(name) => switch.with_mappings(aws_sdk_lambda::Client::new(&aws), name, probe_url),
         None => switch,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_invocation_span_names_the_backends_host_and_port() {
+        let url = |u: &str| reqwest::Url::parse(u).unwrap();
+        assert_eq!(
+            Server::of(&url("https://api.example.com/sales/save-order")),
+            Server {
+                address: "api.example.com".into(),
+                port: Some(443)
+            }
+        );
+        assert_eq!(Server::of(&url("http://10.0.0.7:8080/")).port, Some(8080));
     }
 }

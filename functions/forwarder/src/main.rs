@@ -4,7 +4,7 @@ use storeforward_core::startup::init_or_exit;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    storeforward_core::logging::init();
     let ready = init_or_exit(async {
         forwarder::init(forwarder::Config::from_env(&Env::process())?).await
     })

@@ -11,6 +11,7 @@ use reqwest::Method;
 use storeforward_core::batch::Backend;
 use storeforward_core::fakes::message;
 use storeforward_core::retry::Attempt;
+use storeforward_core::trace::{Span, TraceContext};
 use support::{Receiver, Reply};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -66,6 +67,49 @@ async fn delivers_the_body_byte_identical_with_its_headers() {
         got.headers.get("webhook-signature").is_none(),
         "unsigned without a secret"
     );
+}
+
+#[tokio::test]
+async fn each_attempt_sends_its_own_child_span_and_the_tracestate_unchanged() {
+    let rx = Receiver::start().await;
+    let backend = HttpBackend::new(&settings(&rx.url("/"))).unwrap();
+    let mut m = message("m1", None);
+    m.envelope.trace_context = TraceContext::from_headers(
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        Some("rojo=1,congo=2"),
+    );
+    backend.deliver(&m).await;
+    m.receive_count = 2;
+    backend.deliver(&m).await;
+    let got = rx.received();
+    let sent: Vec<TraceContext> = got
+        .iter()
+        .map(|r| {
+            let state = r.headers["tracestate"].to_str().unwrap();
+            TraceContext::from_headers(r.headers["traceparent"].to_str().unwrap(), Some(state))
+                .unwrap()
+        })
+        .collect();
+    for (context, receive_count) in sent.iter().zip([1, 2]) {
+        assert_eq!(
+            context.parent.trace_id.to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(context.state.as_deref(), Some("rojo=1,congo=2"));
+        let expected = Span::attempt(m.envelope.trace_context.as_ref(), "m1", receive_count);
+        assert_eq!(context.parent.parent_id, expected.span_id);
+    }
+    assert_ne!(sent[0].parent.parent_id, sent[1].parent.parent_id);
+
+    let mut foreign = message("m2", None);
+    foreign.envelope.trace_context = None;
+    backend.deliver(&foreign).await;
+    let last = &rx.received()[2];
+    assert_eq!(
+        last.headers["traceparent"],
+        foreign.attempt_trace().context().parent.to_string()
+    );
+    assert!(last.headers.get("tracestate").is_none());
 }
 
 #[tokio::test]
@@ -206,5 +250,9 @@ async fn the_health_check_gets_the_health_url_and_is_absent_without_one() {
     assert_eq!(
         (got.method.clone(), got.path.as_str()),
         (Method::GET, "/health")
+    );
+    assert!(
+        got.headers.get("traceparent").is_none(),
+        "no delivery, no attempt span"
     );
 }
