@@ -668,6 +668,21 @@ mod tests {
         Instant::now() + Duration::from_secs(900)
     }
 
+    /// The outcome of message `m1` alone, delivered with the default policy.
+    async fn deliver_one(backend: &ScriptedBackend, queue: &FakeQueue) -> Outcome {
+        let out = process(
+            &[message("m1", None)],
+            backend,
+            queue,
+            &policy(),
+            far(),
+            None,
+            None,
+        )
+        .await;
+        out.into_iter().next().unwrap()
+    }
+
     #[tokio::test]
     async fn one_bad_message_does_not_fail_its_neighbours() {
         let backend = ScriptedBackend::answering(ok(200))
@@ -739,18 +754,9 @@ mod tests {
     async fn a_failed_visibility_change_still_reports_the_message_for_retry() {
         let backend = ScriptedBackend::answering(ok(500));
         let queue = FakeQueue::default().failing_visibility();
-        let out = process(
-            &[message("m1", None)],
-            &backend,
-            &queue,
-            &policy(),
-            far(),
-            None,
-            None,
-        )
-        .await;
-        assert!(matches!(&out[0], Outcome::Retrying { delay: None, .. }));
-        assert!(!out[0].is_handled());
+        let out = deliver_one(&backend, &queue).await;
+        assert!(matches!(&out, Outcome::Retrying { delay: None, .. }));
+        assert!(!out.is_handled());
     }
 
     #[tokio::test]
@@ -1009,16 +1015,7 @@ mod tests {
         let _log = tracing::dispatcher::set_default(&lines.dispatch());
         let backend = ScriptedBackend::answering(ok(200)).panicking_on("m1");
         let queue = FakeQueue::default();
-        process(
-            &[message("m1", None)],
-            &backend,
-            &queue,
-            &policy(),
-            far(),
-            None,
-            None,
-        )
-        .await;
+        deliver_one(&backend, &queue).await;
         let attempts = lines.events("delivery.attempt");
         assert_eq!(attempts.len(), 1);
         assert_eq!(
