@@ -8,9 +8,14 @@
 mod delivery;
 mod dlq;
 mod queues;
+mod watch;
+
+use std::io::IsTerminal;
+use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use clap::{Args, Parser, Subcommand};
+use storeforward_control::AwsSwitch;
 
 pub use queues::Queues;
 
@@ -56,8 +61,19 @@ pub enum Command {
     /// orders queue, the failover queue and the dead-letter queue; the stack's alarms.
     Status {
         /// One JSON object per line (the delivery state, each queue, each alarm) instead of a table.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "watch")]
         json: bool,
+        /// Redraws the status every --interval seconds, under a header line (stack, time), until
+        /// Ctrl-C. A refresh that fails shows its error and the watch goes on. Text only: not
+        /// with --json (scripts run `sfctl status --json` in their own loop).
+        #[arg(long)]
+        watch: bool,
+        /// Seconds between refreshes of --watch.
+        #[arg(long, default_value_t = 2, requires = "watch", value_parser = clap::value_parser!(u64).range(1..=3600))]
+        interval: u64,
+        /// Stops --watch after this many refreshes.
+        #[arg(long, requires = "watch", value_parser = clap::value_parser!(u32).range(1..))]
+        count: Option<u32>,
     },
     /// Pauses delivery: orders are still accepted and wait in the queue. The circuit breaker's
     /// probe never resumes a pause; only `sfctl resume` does.
@@ -115,11 +131,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let switch = delivery::switch(&config, &cli.target.stack);
     let queues = || Queues::resolve(&sqs, &cli.target);
     match cli.command {
-        Command::Status { json } => {
-            let queues = queues().await?;
-            println!("{}", delivery::describe(&switch, json).await?);
+        Command::Status {
+            json,
+            watch,
+            interval,
+            count,
+        } => {
             let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
-            queues::status(&cloudwatch, &queues, &cli.target.stack, json).await
+            let status = || status(&sqs, &cloudwatch, &switch, &cli.target, json);
+            if watch {
+                let interval = Duration::from_secs(interval);
+                let stdout = std::io::stdout();
+                let terminal = stdout.is_terminal();
+                let out = (&mut stdout.lock(), terminal);
+                watch::watch(out, &cli.target.stack, interval, count, status).await
+            } else {
+                print!("{}", status().await?);
+                Ok(())
+            }
         }
         Command::Pause { reason } => {
             let by = delivery::caller(&config).await;
@@ -140,6 +169,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+/// What `sfctl status` shows: the delivery state, then the queues and the alarms.
+async fn status(
+    sqs: &aws_sdk_sqs::Client,
+    cloudwatch: &aws_sdk_cloudwatch::Client,
+    switch: &AwsSwitch,
+    target: &Target,
+    json: bool,
+) -> anyhow::Result<String> {
+    let queues = Queues::resolve(sqs, target).await?;
+    let delivery = delivery::describe(switch, json).await?;
+    let table = queues::status(cloudwatch, &queues, &target.stack, json).await?;
+    Ok(format!("{delivery}\n{table}"))
 }
 
 #[cfg(test)]
@@ -172,6 +215,25 @@ mod tests {
                 no_wait: false
             })
         ));
+    }
+
+    #[test]
+    fn status_watches_in_text_only() {
+        let cli = Cli::try_parse_from(["sfctl", "status", "--watch", "--count", "3"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Status {
+                json: false,
+                watch: true,
+                interval: 2,
+                count: Some(3)
+            }
+        ));
+        let refused = |args: &[&str]| Cli::try_parse_from(args).is_err();
+        assert!(refused(&["sfctl", "status", "--watch", "--json"]));
+        assert!(refused(&["sfctl", "status", "--interval", "5"]));
+        assert!(refused(&["sfctl", "status", "--count", "5"]));
+        assert!(refused(&["sfctl", "status", "--watch", "--interval", "0"]));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Finding the stack's queues, and `sfctl status`.
 
+use std::fmt::Write;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, anyhow};
@@ -194,23 +195,27 @@ async fn alarms(
     Ok(alarms)
 }
 
+/// Each queue's counts and age, and the stack's alarms: a table, or one JSON object per line.
 pub async fn status(
     cloudwatch: &aws_sdk_cloudwatch::Client,
     queues: &Queues,
     stack: &str,
     json: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
+    let mut out = String::new();
     if !json {
-        println!(
+        writeln!(
+            out,
             "{:<9} {:<40} {:>9} {:>9} {:>9}  oldest",
             "queue", "name", "visible", "in flight", "delayed"
-        );
+        )?;
     }
     for (role, queue) in queues.all() {
         let d = queue.depth;
         let age = oldest_age(cloudwatch, queue).await?;
         if json {
-            println!(
+            writeln!(
+                out,
                 "{}",
                 json!({
                     "queue": role,
@@ -221,38 +226,41 @@ pub async fn status(
                     "delayed": d.delayed,
                     "oldest_age_seconds": age.map(|a| a.as_secs()),
                 })
-            );
+            )?;
         } else {
             let age = age.map_or_else(|| "unknown".to_owned(), human);
-            println!(
+            writeln!(
+                out,
                 "{role:<9} {:<40} {:>9} {:>9} {:>9}  {age}",
                 queue.name, d.visible, d.in_flight, d.delayed
-            );
+            )?;
         }
         if role == "dlq" && d.visible > 0 && !json {
-            println!(
+            writeln!(
+                out,
                 "\n{} dead letter(s): `sfctl dlq peek` shows why, `sfctl dlq redrive` moves them back.",
                 d.visible
-            );
+            )?;
         }
     }
     let alarms = alarms(cloudwatch, stack).await?;
     if !json && !alarms.is_empty() {
-        println!("\n{:<40} state", "alarm");
+        writeln!(out, "\n{:<40} state", "alarm")?;
     }
     for (name, state, reason) in alarms {
         if json {
-            println!(
+            writeln!(
+                out,
                 "{}",
                 json!({"alarm": name, "state": state, "reason": reason})
-            );
+            )?;
         } else if state == "ALARM" {
-            println!("{name:<40} {state}  {reason}");
+            writeln!(out, "{name:<40} {state}  {reason}")?;
         } else {
-            println!("{name:<40} {state}");
+            writeln!(out, "{name:<40} {state}")?;
         }
     }
-    Ok(())
+    Ok(out)
 }
 
 #[cfg(test)]
