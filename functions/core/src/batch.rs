@@ -913,8 +913,7 @@ mod tests {
 
     #[tokio::test]
     async fn each_attempt_writes_one_line_with_its_outcome_and_trace() {
-        let lines = Lines::default();
-        let _log = tracing::dispatcher::set_default(&lines.dispatch());
+        let lines = Lines::capture();
         let backend = ScriptedBackend::answering(ok(200))
             .with("m2", [ok(503)])
             .with("m3", [ok(404)])
@@ -1011,8 +1010,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panic_is_its_messages_one_failed_attempt_line() {
-        let lines = Lines::default();
-        let _log = tracing::dispatcher::set_default(&lines.dispatch());
+        let lines = Lines::capture();
         let backend = ScriptedBackend::answering(ok(200)).panicking_on("m1");
         let queue = FakeQueue::default();
         deliver_one(&backend, &queue).await;
@@ -1034,8 +1032,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn deferred_and_held_messages_write_their_own_lines_and_no_attempt() {
-        let lines = Lines::default();
-        let _log = tracing::dispatcher::set_default(&lines.dispatch());
+        let lines = Lines::capture();
         let backend = ScriptedBackend::answering(ok(200));
         let queue = FakeQueue::default();
         let soon = Instant::now() + Duration::from_secs(1);

@@ -61,24 +61,40 @@ where
 #[cfg(any(test, feature = "fakes"))]
 pub mod capture {
     //! Log lines captured in memory, for the tests of what the code logs.
+    //!
+    //! One global subscriber formats as the functions do and writes each thread's lines to what
+    //! that thread captures. (A scoped subscriber per test would not do: tracing caches whether a
+    //! callsite is enabled from the first thread that reaches it, which with a single scoped
+    //! subscriber may be another test's, without one.)
 
+    use std::cell::RefCell;
     use std::io;
-    use std::sync::{Arc, Mutex, PoisonError};
+    use std::sync::{Arc, Mutex, Once, PoisonError};
 
     use serde_json::Value;
-    use tracing::Dispatch;
     use tracing_subscriber::layer::SubscriberExt;
 
-    /// The lines written through [`Lines::dispatch`].
+    thread_local! {
+        static CAPTURING: RefCell<Option<Lines>> = const { RefCell::new(None) };
+    }
+
+    /// The lines this thread writes from [`Lines::capture`] on.
     #[derive(Debug, Clone, Default)]
     pub struct Lines(Arc<Mutex<Vec<u8>>>);
 
-    impl io::Write for Lines {
+    /// Writes to the calling thread's [`Lines`], if it captures any.
+    struct ThisThread;
+
+    impl io::Write for ThisThread {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .extend_from_slice(buf);
+            CAPTURING.with_borrow(|lines| {
+                if let Some(Lines(bytes)) = lines {
+                    bytes
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .extend_from_slice(buf);
+                }
+            });
             Ok(buf.len())
         }
 
@@ -88,10 +104,17 @@ pub mod capture {
     }
 
     impl Lines {
-        /// A subscriber that formats as the functions do, at every level, into these lines.
-        pub fn dispatch(&self) -> Dispatch {
-            let lines = self.clone();
-            Dispatch::new(tracing_subscriber::registry().with(super::layer(move || lines.clone())))
+        /// Captures every line the calling thread writes from now on, at every level.
+        pub fn capture() -> Self {
+            static INSTALL: Once = Once::new();
+            INSTALL.call_once(|| {
+                let subscriber = tracing_subscriber::registry().with(super::layer(|| ThisThread));
+                // Only this function installs one, once.
+                let _ = tracing::subscriber::set_global_default(subscriber);
+            });
+            let lines = Self::default();
+            CAPTURING.set(Some(lines.clone()));
+            lines
         }
 
         /// Every line so far, each parsed as one JSON object.
@@ -121,8 +144,8 @@ mod tests {
 
     #[test]
     fn fields_of_the_event_and_its_spans_are_at_the_top_level() {
-        let lines = Lines::default();
-        tracing::dispatcher::with_default(&lines.dispatch(), || {
+        let lines = Lines::capture();
+        {
             let invocation = info_span!("invocation", requestId = "r-1", server.port = 443);
             let _in = invocation.enter();
             let message = info_span!(
@@ -140,7 +163,7 @@ mod tests {
                     "delivery failed, will retry"
                 );
             });
-        });
+        }
         let line = &lines.parsed()[0];
         let object = line.as_object().unwrap();
         for (name, value) in [
@@ -177,8 +200,8 @@ mod tests {
 
     #[test]
     fn lines_outside_any_span_are_json_too() {
-        let lines = Lines::default();
-        tracing::dispatcher::with_default(&lines.dispatch(), || info!(n = 1, "plain"));
+        let lines = Lines::capture();
+        info!(n = 1, "plain");
         let line = &lines.parsed()[0];
         assert_eq!(
             (line["message"].as_str(), line["n"].as_u64()),

@@ -770,8 +770,7 @@ mod tests {
 
     #[tokio::test]
     async fn its_lines_carry_the_event_the_request_and_the_trace_but_never_the_order() {
-        let lines = Lines::default();
-        let _log = tracing::dispatcher::set_default(&lines.dispatch());
+        let lines = Lines::capture();
         let up = app(FakeStorage::up("m"), None);
         handle(&up, traced(&[CALLER], &[])).await;
         let mut bad = traced(&[CALLER], &[]);
