@@ -22,6 +22,7 @@ mod outage;
 mod schedule;
 mod schema;
 mod support;
+mod trace;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -72,6 +73,7 @@ fn main() -> ExitCode {
         breaker::a_backend_that_fails_some_orders_keeps_the_circuit_closed,
         creds::orders_reach_a_backend_behind_mtls_oauth2_and_a_header_secret,
         dashboard::the_dashboard_is_applied_and_read_back,
+        trace::trace_context_reaches_the_backend_and_sfctl_traces_each_order,
     ];
     if args.list {
         let trials = suites

@@ -45,7 +45,7 @@ fn binary() -> Result<PathBuf, String> {
 }
 
 /// The ops stack's `name_prefix`.
-const STACK: &str = "sfit-ops";
+pub const STACK: &str = "sfit-ops";
 
 /// Runs `sfctl ARGS` for `stack` with stdin closed (not a terminal).
 async fn sfctl(stack: &str, args: &[&str]) -> Result<Output, String> {
@@ -96,7 +96,7 @@ async fn dead_letters() -> Option<u64> {
         .and_then(|q| q["visible"].as_u64())
 }
 
-async fn wait_for_dead_letters(n: u64) -> Outcome {
+pub async fn wait_for_dead_letters(n: u64) -> Outcome {
     poll_until(&format!("{n} dead letter(s)"), TO_DLQ, || async {
         (dead_letters().await == Some(n)).then_some(())
     })
@@ -108,8 +108,9 @@ async fn post(w: &World, stack: &Stack, run_id: &str, behaviour: &str) -> Result
     w.accepted(stack, &body, &[]).await
 }
 
-pub async fn sfctl_shows_peeks_redrives_and_purges_real_dead_letters(w: &World) -> Outcome {
-    // Before the stack exists: its forwarder reads the signing secret from SSM at cold start.
+/// The ops stack, with the signing secret its forwarder reads from SSM at cold start put there
+/// before the stack exists.
+pub async fn prepare(w: &World) -> Result<&Stack, String> {
     let (status, answer) = w
         .aws(
             "ssm",
@@ -124,7 +125,13 @@ pub async fn sfctl_shows_peeks_redrives_and_purges_real_dead_letters(w: &World) 
         )
         .await?;
     ensure(status == 200, || format!("PutParameter: {status} {answer}"))?;
-    let stack = w.stack(StackKind::Ops)?;
+    w.stack(StackKind::Ops)
+}
+
+pub async fn sfctl_shows_peeks_redrives_and_purges_real_dead_letters(w: &World) -> Outcome {
+    let stack = prepare(w).await?;
+    // It counts the dead letters, and its redrives and purges take all of them.
+    let _alone = w.exclusive(StackKind::Ops).await;
     let run_id = unique("ops");
 
     // A permanent rejection the forwarder dead-letters at once, and an order whose retries run

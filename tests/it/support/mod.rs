@@ -317,11 +317,12 @@ impl World {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
-        let (retry_after, allow, content_type, request_id) = (
+        let (retry_after, allow, content_type, request_id, traceparent) = (
             header("retry-after"),
             header("allow"),
             header("content-type"),
             header("x-request-id"),
+            header("traceparent"),
         );
         let text = response.text().await.map_err(|e| e.to_string())?;
         let json = if head && text.is_empty() {
@@ -336,6 +337,7 @@ impl World {
             allow,
             content_type,
             request_id,
+            traceparent,
             json,
         })
     }
@@ -726,6 +728,8 @@ pub struct Answer {
     pub content_type: Option<String>,
     /// The store's `x-request-id`: API Gateway's id for the request.
     pub request_id: Option<String>,
+    /// The store's W3C `traceparent`: its span of the order's trace.
+    pub traceparent: Option<String>,
     pub json: Value,
 }
 
