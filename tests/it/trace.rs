@@ -44,8 +44,12 @@ fn received(delivery: &Delivery) -> Result<SpanContext, String> {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
-    let parent = header("traceparent")
-        .ok_or_else(|| format!("{}: a delivery without traceparent", delivery.idempotency_key))?;
+    let parent = header("traceparent").ok_or_else(|| {
+        format!(
+            "{}: a delivery without traceparent",
+            delivery.idempotency_key
+        )
+    })?;
     extract(&parent, header("tracestate").as_deref())
 }
 
@@ -53,11 +57,15 @@ fn received(delivery: &Delivery) -> Result<SpanContext, String> {
 async fn trace_json(args: &[&str], state: &str) -> Result<Value, String> {
     let mut args = args.to_vec();
     args.extend(["--json", "--since", "1h"]);
-    poll_until(&format!("sfctl trace {args:?} in state {state}"), TRAIL, || async {
-        let out = sfctl_ok(ops::STACK, &args).await.ok()?;
-        let trail: Value = serde_json::from_str(&out).ok()?;
-        (trail["state"] == state).then_some(trail)
-    })
+    poll_until(
+        &format!("sfctl trace {args:?} in state {state}"),
+        TRAIL,
+        || async {
+            let out = sfctl_ok(ops::STACK, &args).await.ok()?;
+            let trail: Value = serde_json::from_str(&out).ok()?;
+            (trail["state"] == state).then_some(trail)
+        },
+    )
     .await
 }
 
@@ -73,7 +81,10 @@ fn steps<'a>(trail: &'a Value, kind: &str) -> Vec<&'a Value> {
 /// Posts an order with `headers`; it must be accepted.
 async fn post(w: &World, behaviour: &str, headers: &[(&str, &str)]) -> Result<Answer, String> {
     let stack = w.stack(StackKind::Ops)?;
-    let body = format!(r#"{{"id":"{}","behaviour":"{behaviour}"}}"#, unique("trace"));
+    let body = format!(
+        r#"{{"id":"{}","behaviour":"{behaviour}"}}"#,
+        unique("trace")
+    );
     let answer = w
         .post_order(stack, "application/json", body, headers)
         .await?;
@@ -109,9 +120,10 @@ pub async fn trace_context_reaches_the_backend_and_sfctl_traces_each_order(w: &W
     // The store continues the caller's trace, or starts one, and answers with its own span.
     let stored = |answer: &Answer| {
         extract(
-            answer.traceparent.as_deref().ok_or_else(|| {
-                format!("202 without traceparent: {}", answer.json)
-            })?,
+            answer
+                .traceparent
+                .as_deref()
+                .ok_or_else(|| format!("202 without traceparent: {}", answer.json))?,
             None,
         )
     };
@@ -121,7 +133,12 @@ pub async fn trace_context_reaches_the_backend_and_sfctl_traces_each_order(w: &W
             && store_span.span_id().to_string() != caller_span
             && store_span.trace_flags().is_sampled()
             && retried.json["traceId"] == caller_trace.as_str(),
-        || format!("the 202 does not continue the caller's trace: {store_span:?} {}", retried.json),
+        || {
+            format!(
+                "the 202 does not continue the caller's trace: {store_span:?} {}",
+                retried.json
+            )
+        },
     )?;
     let plain_span = stored(&plain)?;
     ensure(plain_span.trace_id().to_string() != caller_trace, || {
@@ -189,7 +206,9 @@ pub async fn trace_context_reaches_the_backend_and_sfctl_traces_each_order(w: &W
     let tries = steps(&exhausted_trail, "attempt");
     ensure(
         tries.len() == 3
-            && tries.iter().all(|t| t["status"] == 503 && t["outcome"] == "retrying")
+            && tries
+                .iter()
+                .all(|t| t["status"] == 503 && t["outcome"] == "retrying")
             && tries[2]["last_receive"] == true,
         || format!("the exhausted order's trail: {exhausted_trail}"),
     )?;
@@ -257,7 +276,9 @@ fn check_retried(
                 && step["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0)
                 && if first {
                     // The first wait of retry_schedule_seconds = [1, 2], drawn from [0.5, 1].
-                    step["delay_s"].as_f64().is_some_and(|s| (0.5..=1.0).contains(&s))
+                    step["delay_s"]
+                        .as_f64()
+                        .is_some_and(|s| (0.5..=1.0).contains(&s))
                 } else {
                     step.get("delay_s").is_none_or(Value::is_null)
                 },
