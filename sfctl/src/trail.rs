@@ -1,7 +1,7 @@
 //! An order's trail: the functions' log lines about it (README "Log lines") turned into its life
 //! in time order, and how that life ended. Pure: `sfctl trace` fetches the lines.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use aws_sdk_cloudwatch::primitives::{DateTime, DateTimeFormat};
 use serde::Serialize;
@@ -239,35 +239,22 @@ pub struct Trail {
     pub steps: Vec<Step>,
 }
 
-/// Tells how the forwarder's lines continue the story: which message died, and how far each
-/// message's receive count went.
+/// Which message died, if the story so far ended in the DLQ.
 #[derive(Default)]
 struct Deliveries {
     dead: Option<Option<String>>,
-    counts: HashMap<String, u32>,
 }
 
 impl Deliveries {
-    /// A `Redriven` step if this forwarder line is about a message back from the DLQ: a new
-    /// message after a dead letter, or the dead one with its receive count started again.
-    fn redriven(&mut self, message_id: Option<&String>, count: Option<u32>) -> Option<What> {
+    /// A `Redriven` step if this forwarder line is about a message back from the DLQ: any line
+    /// after a dead letter, since nothing receives a message while it is in the DLQ. (A redrive
+    /// may keep the message id, and its receive count then goes on: LocalStack's message move
+    /// task does both.)
+    fn redriven(&mut self, message_id: Option<&String>) -> Option<What> {
         let id = message_id?;
-        let previous = self.counts.get(id).copied();
-        if let Some(c) = count {
-            self.counts.insert(id.clone(), c);
-        }
         let dead = self.dead.take()?;
-        let again = match (previous, count) {
-            (None, _) => true,
-            (Some(before), Some(now)) => dead.as_ref() == Some(id) && now <= before,
-            (Some(_), None) => false,
-        };
-        if !again {
-            self.dead = Some(dead);
-            return None;
-        }
         Some(What::Redriven {
-            message_id: message_id.cloned(),
+            message_id: Some(id.clone()),
             previous_message_id: dead,
         })
     }
@@ -359,7 +346,7 @@ impl Trail {
             }
             let count = line.count("receive_count");
             let forwarder = line.event().starts_with("delivery.");
-            if forwarder && let Some(what) = deliveries.redriven(message_id.as_ref(), count) {
+            if forwarder && let Some(what) = deliveries.redriven(message_id.as_ref()) {
                 trail.push(line, what);
             }
             let reason = line.text("reason");
@@ -609,11 +596,15 @@ impl What {
                 previous_message_id,
             } => (
                 "redriven".into(),
-                format!(
-                    "back from the DLQ as message {} (was {})",
-                    opt(message_id),
-                    opt(previous_message_id)
-                ),
+                if message_id == previous_message_id {
+                    format!("back from the DLQ, still message {}", opt(message_id))
+                } else {
+                    format!(
+                        "back from the DLQ as message {} (was {})",
+                        opt(message_id),
+                        opt(previous_message_id)
+                    )
+                },
             ),
         }
     }
@@ -849,27 +840,33 @@ pub mod tests {
     }
 
     #[test]
-    fn a_receive_count_that_starts_again_is_a_redrive_of_the_same_message() {
-        let t = trail(&[
-            tried(
-                2,
-                "m-1",
-                5,
-                json!({"outcome": "retrying", "last_receive": true, "error.type": "connection"}),
-            ),
-            tried(9, "m-1", 1, json!({"outcome": "delivered"})),
-        ]);
-        assert_eq!(
-            names(&t),
-            [
-                "attempt",
-                "dead_lettered",
-                "redriven",
-                "attempt",
-                "delivered"
-            ]
-        );
-        assert_eq!(t.state, State::Delivered);
+    fn a_redrive_that_keeps_the_message_id_is_a_redrive_whatever_its_receive_count() {
+        // LocalStack's message move keeps the id and the count goes on past the policy's
+        // receive that moved it; elsewhere the count may start again.
+        for count in [1, 7] {
+            let t = trail(&[
+                tried(
+                    2,
+                    "m-1",
+                    5,
+                    json!({"outcome": "retrying", "last_receive": true, "error.type": "connection"}),
+                ),
+                tried(9, "m-1", count, json!({"outcome": "delivered"})),
+            ]);
+            assert_eq!(
+                names(&t),
+                [
+                    "attempt",
+                    "dead_lettered",
+                    "redriven",
+                    "attempt",
+                    "delivered"
+                ],
+                "{count}"
+            );
+            assert_eq!(t.state, State::Delivered);
+            shows(&t, "back from the DLQ, still message m-1");
+        }
     }
 
     #[test]
