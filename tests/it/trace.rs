@@ -94,6 +94,16 @@ async fn post(w: &World, behaviour: &str, headers: &[(&str, &str)]) -> Result<An
     Ok(answer)
 }
 
+/// Member `name` of every step, in order.
+fn each<'a>(trail: &'a Value, name: &str) -> Vec<&'a str> {
+    trail["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| text(&s[name]))
+        .collect()
+}
+
 fn text(value: &Value) -> &str {
     value.as_str().unwrap_or_default()
 }
@@ -217,12 +227,7 @@ pub async fn trace_context_reaches_the_backend_and_sfctl_traces_each_order(w: &W
     for key in [&dead_key, &exhausted_key] {
         w.await_delivery(key, DELIVERY).await?;
         let redriven = trace_json(&["trace", key], "delivered").await?;
-        let kinds: Vec<&str> = redriven["steps"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|s| text(&s["step"]))
-            .collect();
+        let kinds = each(&redriven, "step");
         let order: Vec<&str> = kinds
             .iter()
             .copied()
@@ -285,12 +290,7 @@ fn check_retried(
             || format!("attempt {} of the retried order: {step}", n + 1),
         )?;
     }
-    let times: Vec<&str> = trail["steps"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|s| text(&s["time"]))
-        .collect();
+    let times = each(trail, "time");
     ensure(times.windows(2).all(|p| p[0] <= p[1]), || {
         format!("steps out of time order: {times:?}")
     })
