@@ -92,12 +92,13 @@ pub async fn both_functions_publish_emf_metrics_in_their_log_streams(w: &World) 
         WITHIN,
         || async {
             json_lines(w, forwarder, since).await.iter().find_map(|l| {
-                let about_it =
-                    l["fields"]["message"] == "delivered" && l["span"]["idempotency_key"] == key;
-                let spans = l["spans"].as_array().filter(|_| about_it)?;
-                spans
-                    .iter()
-                    .find_map(|s| s["requestId"].as_str().map(str::to_owned))
+                // Flat JSON lines: the invocation span's `requestId` sits beside the attempt's.
+                let about_it = l["event"] == "delivery.attempt"
+                    && l["outcome"] == "delivered"
+                    && l["idempotency_key"] == key;
+                about_it
+                    .then(|| l["requestId"].as_str().map(str::to_owned))
+                    .flatten()
             })
         },
     )
