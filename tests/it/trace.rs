@@ -1,7 +1,7 @@
 //! Where is my order? W3C trace context from the caller through the store to each delivery
 //! attempt, checked with OpenTelemetry's own propagator; and `sfctl trace` (the real binary,
 //! reading the functions' log groups on LocalStack) on a delivered, a retried, a dead-lettered
-//! and a redriven order.
+//! and a redriven order; `sfctl status --watch`.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -246,7 +246,19 @@ pub async fn trace_context_reaches_the_backend_and_sfctl_traces_each_order(w: &W
             .all(|s| shown.contains(s)),
         || format!("the text trail lacks a step:\n{shown}"),
     )?;
-    ops::wait_for_dead_letters(0).await
+    ops::wait_for_dead_letters(0).await?;
+
+    // The same signals, for looking at: two refreshes a second apart, then it stops by itself.
+    let watched = sfctl_ok(
+        ops::STACK,
+        &["status", "--watch", "--interval", "1", "--count", "2"],
+    )
+    .await?;
+    ensure(
+        watched.matches("Ctrl-C to stop").count() == 2
+            && watched.matches("sfit-ops-orders-dlq").count() >= 2,
+        || format!("status --watch did not show two refreshes:\n{watched}"),
+    )
 }
 
 fn check_retried(
