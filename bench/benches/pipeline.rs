@@ -26,8 +26,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, SendMessageBatchRequestEntry};
-use common::local::{Arrivals, Setup, follow, invoke, sqs};
-use common::{apigw_order_event, order, sqs_event};
+use common::local::{Setup, delivery_latencies, follow, invoke, localstack_pid, post, sqs};
+use common::{ProcCpu, apigw_order_event, cpu_by_pid, cpu_spent, ms, order, percentile, sqs_event};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::Value;
 
@@ -39,26 +39,11 @@ const RAW_WORKERS: usize = 8;
 const PROBES: usize = 100;
 const TIME_LIMIT: Duration = Duration::from_secs(240);
 
-/// Where orders go, and the API key they need (the stack's default `api_auth = "api_key"`).
-#[derive(Debug, Clone)]
-struct Api {
-    url: String,
-    key: Option<String>,
-}
-
 fn bar(total: usize, what: &str) -> ProgressBar {
     ProgressBar::new(total as u64).with_style(
         ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {what}, {{per_sec}}"))
             .unwrap(),
     )
-}
-
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 /// Messages per second through send + receive + delete, ten per call, `RAW_WORKERS` at once.
@@ -195,113 +180,28 @@ async fn p50<T, F: Future<Output = T>>(
     (percentile(&took, 0.5), results)
 }
 
-/// Posts one order through API Gateway; returns when the 202 arrived.
-async fn post(http: &reqwest::Client, api: &Api, body: &str, key: &str) -> Instant {
-    let mut request = http.post(&api.url);
-    if let Some(api_key) = &api.key {
-        request = request.header("x-api-key", api_key);
-    }
-    let response = request
-        .header("content-type", "application/json")
-        .header("idempotency-key", key)
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap();
-    let at = Instant::now();
-    assert_eq!(response.status(), 202, "{key}: {:?}", response.text().await);
-    at
-}
-
-/// 202 → delivery of each accepted order whose key starts with `prefix`, once all arrived (or
-/// `TIME_LIMIT` passed); sorted. Panics on a duplicate delivery.
-async fn delivery_latencies(
-    accepted: &HashMap<String, Instant>,
-    arrivals: &Arrivals,
-    prefix: &str,
-) -> Vec<Duration> {
-    let deadline = Instant::now() + TIME_LIMIT;
-    loop {
-        let arrived: HashMap<String, Instant> = {
-            let log = arrivals.lock().unwrap();
-            let mine: Vec<_> = log.iter().filter(|(_, k)| k.starts_with(prefix)).collect();
-            let unique: HashMap<String, Instant> =
-                mine.iter().map(|(t, k)| (k.clone(), *t)).collect();
-            assert_eq!(unique.len(), mine.len(), "{prefix}: a duplicate delivery");
-            unique
-        };
-        if arrived.len() == accepted.len() || Instant::now() > deadline {
-            let mut latencies: Vec<Duration> = accepted
-                .iter()
-                .filter_map(|(k, at)| arrived.get(k).map(|t| *t - *at))
-                .collect();
-            assert_eq!(
-                latencies.len(),
-                accepted.len(),
-                "{prefix}: not all delivered within {TIME_LIMIT:?}"
-            );
-            latencies.sort();
-            return latencies;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// CPU seconds (user + system) each process has used so far, by PID.
-fn cpu_by_pid() -> HashMap<u32, (String, f64)> {
-    let tick: f64 = 100.0; // USER_HZ on Linux
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|entry| {
-            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            // The command name is in parentheses and may hold spaces; fields follow the last ')'.
-            let (head, tail) = stat.rsplit_once(')')?;
-            let name = head.split_once('(')?.1.to_owned();
-            let fields: Vec<&str> = tail.split_whitespace().collect();
-            let (utime, stime): (f64, f64) = (fields[11].parse().ok()?, fields[12].parse().ok()?);
-            Some((pid, (name, (utime + stime) / tick)))
-        })
-        .collect()
-}
-
-/// CPU seconds spent between two samples by LocalStack, by our functions (`bootstrap`
-/// processes) and by this bench (load generator and backend).
-fn cpu_split(before: &HashMap<u32, (String, f64)>, localstack: u32) -> (f64, f64, f64) {
-    let me = std::process::id();
-    let (mut ls, mut ours, mut bench) = (0.0, 0.0, 0.0);
-    for (pid, (name, now)) in cpu_by_pid() {
-        let spent = now - before.get(&pid).map_or(0.0, |(_, then)| *then);
-        match (pid, name.as_str()) {
-            (p, _) if p == localstack => ls += spent,
-            (p, _) if p == me => bench += spent,
-            (_, "bootstrap") => ours += spent,
-            _ => {}
-        }
-    }
-    (ls, ours, bench)
+/// CPU seconds spent since `before` by LocalStack, by our functions (`bootstrap` processes) and
+/// by this bench (load generator and backend).
+fn cpu_split(before: &HashMap<u32, ProcCpu>, localstack: u32) -> (f64, f64, f64) {
+    let (after, me) = (cpu_by_pid(), std::process::id());
+    (
+        cpu_spent(before, &after, |pid, _| pid == localstack),
+        cpu_spent(before, &after, |_, p| p.name == "bootstrap"),
+        cpu_spent(before, &after, |pid, _| pid == me),
+    )
 }
 
 fn main() {
     let Some(setup) = Setup::start(STACK, "bench/stacks/pipeline.tfvars") else {
         return; // `cargo bench -- --list` probes every bench binary
     };
-    let api = Api {
-        url: format!("{}{}", setup.output("api_url"), setup.output("order_path")),
-        key: setup.outputs["api_key"].as_str().map(str::to_owned),
-    };
+    let api = setup.api();
     let (store, forwarder) = (
         setup.output("store_function_name"),
         setup.output("forwarder_function_name"),
     );
     let arrivals = &setup.arrivals;
-    let localstack_pid: u32 = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.local/localstack.pid"),
-    )
-    .unwrap()
-    .trim()
-    .parse()
-    .unwrap();
+    let localstack_pid = localstack_pid();
     let body = order();
 
     setup.rt.block_on(async {
@@ -356,7 +256,7 @@ fn main() {
         })
         .await;
         let accepted: HashMap<String, Instant> = accepted.into_iter().collect();
-        let sequential = delivery_latencies(&accepted, arrivals, "probe-post-").await;
+        let sequential = delivery_latencies(&accepted, arrivals, "probe-post-", TIME_LIMIT).await;
         let record = sqs_event(1, |_| body.clone()).to_string();
         let (forward, _) = p50("forwarder through the Lambda API, 1 record", |_| {
             let (http, forwarder, record) = (&http, &forwarder, record.clone());
@@ -415,7 +315,7 @@ fn main() {
         }
         let last_202 = accepted.values().max().copied().unwrap();
         sent_bar.finish();
-        let latencies = delivery_latencies(&accepted, arrivals, "load-").await;
+        let latencies = delivery_latencies(&accepted, arrivals, "load-", TIME_LIMIT).await;
         watching.abort();
         delivered_bar.finish();
         let (cpu_ls, cpu_ours, cpu_bench) = cpu_split(&cpu_before, localstack_pid);

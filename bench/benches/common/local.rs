@@ -2,6 +2,7 @@
 //! runs, and stopped again), the functions (`make build-local`), `infra/` applied as a named
 //! stack, and a backend on 127.0.0.1 that notes when each order arrives.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -11,10 +12,12 @@ use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use axum::Router;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::post;
 use serde_json::Value;
 
 pub const LOCALSTACK: &str = "http://127.0.0.1:4566";
+
+/// A signature LocalStack's Lambda API accepts (it checks none).
+const LAMBDA_AUTHORIZATION: &str = "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/lambda/aws4_request, SignedHeaders=host, Signature=0";
 
 /// When each delivery reached the backend, with its `Idempotency-Key`.
 pub type Arrivals = Arc<Mutex<Vec<(Instant, String)>>>;
@@ -66,6 +69,30 @@ impl Setup {
     pub fn output(&self, name: &str) -> String {
         self.outputs[name].as_str().unwrap().to_owned()
     }
+
+    /// Where the stack takes orders.
+    pub fn api(&self) -> Api {
+        Api {
+            url: format!("{}{}", self.output("api_url"), self.output("order_path")),
+            key: self.outputs["api_key"].as_str().map(str::to_owned),
+        }
+    }
+}
+
+/// Where orders go, and the API key they need (the stack's default `api_auth = "api_key"`).
+#[derive(Debug, Clone)]
+pub struct Api {
+    pub url: String,
+    pub key: Option<String>,
+}
+
+/// The PID of the LocalStack `localstack/bin/start` started; it leads its own process group.
+pub fn localstack_pid() -> u32 {
+    std::fs::read_to_string(root().join(".local/localstack.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 /// LocalStack for the length of a bench: started unless one already answers, stopped on drop
@@ -110,7 +137,7 @@ async fn backend(arrivals: Arrivals) -> String {
     let app = Router::new()
         .route(
             "/sales/save-order",
-            post(
+            axum::routing::post(
                 |State(log): State<Arrivals>, headers: HeaderMap| async move {
                     let key = headers
                         .get("idempotency-key")
@@ -163,15 +190,83 @@ pub fn sqs() -> aws_sdk_sqs::Client {
 /// Invokes a function synchronously through LocalStack's Lambda API; returns its answer.
 pub async fn invoke(http: &reqwest::Client, function: &str, payload: String) -> Value {
     let response = http
-        .post(format!("{LOCALSTACK}/2015-03-31/functions/{function}/invocations"))
-        .header(
-            "authorization",
-            "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/lambda/aws4_request, SignedHeaders=host, Signature=0",
-        )
+        .post(format!(
+            "{LOCALSTACK}/2015-03-31/functions/{function}/invocations"
+        ))
+        .header("authorization", LAMBDA_AUTHORIZATION)
         .body(payload)
         .timeout(Duration::from_secs(120))
         .send()
         .await
         .unwrap();
     response.json().await.unwrap()
+}
+
+/// The event source mappings of a function, as LocalStack's Lambda API lists them.
+pub async fn event_source_mappings(http: &reqwest::Client, function: &str) -> Vec<Value> {
+    let list: Value = http
+        .get(format!(
+            "{LOCALSTACK}/2015-03-31/event-source-mappings/?FunctionName={function}"
+        ))
+        .header("authorization", LAMBDA_AUTHORIZATION)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    list["EventSourceMappings"].as_array().unwrap().clone()
+}
+
+/// Posts one order through API Gateway; returns when the 202 arrived.
+pub async fn post(http: &reqwest::Client, api: &Api, body: &str, key: &str) -> Instant {
+    let mut request = http.post(&api.url);
+    if let Some(api_key) = &api.key {
+        request = request.header("x-api-key", api_key);
+    }
+    let response = request
+        .header("content-type", "application/json")
+        .header("idempotency-key", key)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let at = Instant::now();
+    assert_eq!(response.status(), 202, "{key}: {:?}", response.text().await);
+    at
+}
+
+/// 202 → delivery of each accepted order whose key starts with `prefix`, once all arrived (or
+/// `limit` passed); sorted. Panics on a duplicate delivery, or if any is missing after `limit`.
+pub async fn delivery_latencies(
+    accepted: &HashMap<String, Instant>,
+    arrivals: &Arrivals,
+    prefix: &str,
+    limit: Duration,
+) -> Vec<Duration> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let arrived: HashMap<String, Instant> = {
+            let log = arrivals.lock().unwrap();
+            let mine: Vec<_> = log.iter().filter(|(_, k)| k.starts_with(prefix)).collect();
+            let unique: HashMap<String, Instant> =
+                mine.iter().map(|(t, k)| (k.clone(), *t)).collect();
+            assert_eq!(unique.len(), mine.len(), "{prefix}: a duplicate delivery");
+            unique
+        };
+        if arrived.len() == accepted.len() || Instant::now() > deadline {
+            let mut latencies: Vec<Duration> = accepted
+                .iter()
+                .filter_map(|(k, at)| arrived.get(k).map(|t| t.saturating_duration_since(*at)))
+                .collect();
+            assert_eq!(
+                latencies.len(),
+                accepted.len(),
+                "{prefix}: not all delivered within {limit:?}"
+            );
+            latencies.sort();
+            return latencies;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -3,7 +3,9 @@
 
 pub mod local;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -63,4 +65,78 @@ pub fn order() -> String {
         r#"{{"orderId":"ord-2026-11-26-000042","customer":{{"id":"cust-8812","email":"jane@example.com"}},"currency":"EUR","lines":[{}],"note":"Leave at the door — merci ✓"}}"#,
         lines.join(",")
     )
+}
+
+/// The nearest-rank `q` quantile (0 < `q` <= 1) of `sorted`: the least value that `q` of the
+/// values do not exceed (of 10 values the p50 is the 5th, the p90 the 9th).
+pub fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    // The epsilon keeps a whole rank whole: 0.9 * 10 must not round up to 10.
+    let rank = (sorted.len() as f64 * q - 1e-9).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// A process's CPU time so far, from `/proc/<pid>/stat`.
+#[derive(Debug, Clone)]
+pub struct ProcCpu {
+    /// The command name (`comm`).
+    pub name: String,
+    /// The process group.
+    pub pgid: u32,
+    /// User + system CPU seconds.
+    pub seconds: f64,
+}
+
+/// The CPU time each process has used so far, by PID.
+pub fn cpu_by_pid() -> HashMap<u32, ProcCpu> {
+    let tick: f64 = 100.0; // USER_HZ on Linux
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| {
+            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // The command name is in parentheses and may hold spaces; fields follow the last ')'.
+            let (head, tail) = stat.rsplit_once(')')?;
+            let name = head.split_once('(')?.1.to_owned();
+            let fields: Vec<&str> = tail.split_whitespace().collect();
+            let pgid = fields[2].parse().ok()?;
+            let (utime, stime): (f64, f64) = (fields[11].parse().ok()?, fields[12].parse().ok()?);
+            let seconds = (utime + stime) / tick;
+            Some((
+                pid,
+                ProcCpu {
+                    name,
+                    pgid,
+                    seconds,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// CPU seconds that the processes `which` picks (by PID and sample) spent from `before` to
+/// `after`; a process that started in between counts from zero.
+pub fn cpu_spent(
+    before: &HashMap<u32, ProcCpu>,
+    after: &HashMap<u32, ProcCpu>,
+    which: impl Fn(u32, &ProcCpu) -> bool,
+) -> f64 {
+    after
+        .iter()
+        .filter(|(pid, p)| which(**pid, p))
+        .map(|(pid, p)| p.seconds - before.get(pid).map_or(0.0, |b| b.seconds))
+        .sum()
+}
+
+/// A variable in the environment process `pid` started with; `None` when unset or empty.
+pub fn process_env(pid: u32, name: &str) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    environ
+        .split(|b| *b == 0)
+        .filter_map(|entry| std::str::from_utf8(entry).ok()?.split_once('='))
+        .find(|(key, value)| *key == name && !value.is_empty())
+        .map(|(_, value)| value.to_owned())
 }
