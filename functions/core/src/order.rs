@@ -398,6 +398,8 @@ fn check_structure(json: &str) -> Result<(), Rejection> {
                 None => {}
             },
             b'}' => {
+                // An empty object closes where a name was awaited: what follows is no name.
+                name_next = false;
                 if let Some(Open::Object(first)) = open.pop() {
                     let members = names.get_mut(first..).unwrap_or_default();
                     // Sorted, a repeated name is next to itself: O(n log n) for any object.
@@ -703,6 +705,7 @@ mod tests {
             (r#"{"\u00e9":1,"é":2}"#, "é", "/é"),
             (r#"{"😀":1,"\ud83d\ude00":2}"#, "😀", "/😀"),
             (r#"{"a/b~":1,"a\/b~":2}"#, "a/b~", "/a~1b~0"),
+            (r#"{"a":{},"b":[{}],"a":1}"#, "a", "/a"),
             (
                 r#"{"x":{"b":[{"c":1},{"c":1,"d":{},"c":2}]}}"#,
                 "c",
@@ -736,6 +739,8 @@ mod tests {
             r#"{"a":"a","b":["a","a"],"A":1,"a ":1,"":1,"\u0000":1}"#,
             r#"{"a\"":1,"a":2,"\"a":3,"a\\":4}"#,
             r#"{"e\u0301":1,"é":2}"#,
+            // Strings after an empty object are values, not its parent's names (Schemathesis).
+            r#"{"":1,"x":[{},""],"y":{},"z":[{}, "z", "", "y"]}"#,
         ] {
             assert!(
                 rules()
