@@ -1,0 +1,3 @@
+//! Placeholder (issue #15), replaced in the next commits.
+
+fn main() {}
