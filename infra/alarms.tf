@@ -1,6 +1,6 @@
 ################################################################################
 # Alarms: dead letters, a backlog that ages, delivery paused, errors and throttles of both
-# functions, 5XX answers of the API
+# functions, 5XX answers of each ingress
 ################################################################################
 
 locals {
@@ -36,7 +36,45 @@ locals {
     }
   } : {}
 
-  alarms = var.alarms_enabled ? merge(local.queue_age_alarms, local.paused_alarms, {
+  # 5XX answers of each ingress: the store could not store (503), failed, timed out or could not be
+  # invoked. The store's alarms and log group say which.
+  ingress_alarms = merge(
+    local.rest ? {
+      api-5xx = {
+        namespace   = "AWS/ApiGateway"
+        metric      = "5XXError"
+        dimensions  = { ApiName = aws_api_gateway_rest_api.this[0].name, Stage = aws_api_gateway_stage.this[0].stage_name }
+        statistic   = "Sum"
+        threshold   = 0
+        periods     = 1
+        description = "The REST API answered callers with 5XX: the store could not store (503), failed, timed out or could not be invoked. The store's alarms and log group say which."
+      }
+    } : {},
+    local.http_api ? {
+      http-api-5xx = {
+        namespace   = "AWS/ApiGateway"
+        metric      = "5xx"
+        dimensions  = { ApiId = aws_apigatewayv2_api.this[0].id, Stage = aws_apigatewayv2_stage.this[0].name }
+        statistic   = "Sum"
+        threshold   = 0
+        periods     = 1
+        description = "The HTTP API answered callers with 5XX: the store could not store (503), failed, timed out or could not be invoked. The store's alarms and log group say which."
+      }
+    } : {},
+    local.function_url ? {
+      function-url-5xx = {
+        namespace   = "AWS/Lambda"
+        metric      = "Url5xxCount"
+        dimensions  = { FunctionName = aws_lambda_function.store.function_name }
+        statistic   = "Sum"
+        threshold   = 0
+        periods     = 1
+        description = "The store's function URL answered callers with 5XX: the store could not store (503), failed or timed out. The store's alarms and log group say which."
+      }
+    } : {},
+  )
+
+  alarms = var.alarms_enabled ? merge(local.queue_age_alarms, local.paused_alarms, local.ingress_alarms, {
     dlq-not-empty = {
       namespace   = "AWS/SQS"
       metric      = "ApproximateNumberOfMessagesVisible"
@@ -81,15 +119,6 @@ locals {
       threshold   = 0
       periods     = 1
       description = "Lambda throttled the store, so orders were refused: the account's concurrency is used up (lower maximum_concurrency, reserve store_reserved_concurrency, or raise the account's limit) or store_reserved_concurrency is reached."
-    }
-    api-5xx = {
-      namespace   = "AWS/ApiGateway"
-      metric      = "5XXError"
-      dimensions  = { ApiName = aws_api_gateway_rest_api.this.name, Stage = aws_api_gateway_stage.this.stage_name }
-      statistic   = "Sum"
-      threshold   = 0
-      periods     = 1
-      description = "The API answered callers with 5XX: the store could not store (503), failed, timed out or could not be invoked. The store's alarms and log group say which."
     }
   }) : {}
 }

@@ -1,13 +1,20 @@
 locals {
   # Orders are accepted on POST /orders/new-order (ORDER_PATH of the store).
   order_path = "/orders/new-order"
+
+  # Which ingresses (variable ingresses) this stack has; each one's resources exist only with it.
+  rest         = contains(var.ingresses, "rest")
+  http_api     = contains(var.ingresses, "http_api")
+  function_url = contains(var.ingresses, "function_url")
 }
 
 ################################################################################
-# REST API: a proxy; the store does the routing
+# REST API (ingresses contains "rest", the default): a proxy; the store does the routing
 ################################################################################
 
 resource "aws_api_gateway_rest_api" "this" {
+  count = local.rest ? 1 : 0
+
   # checkov:skip=CKV_AWS_237:Replacing the API changes its URL and key; it is replaced in place on purpose
   name        = "${var.name_prefix}-api"
   description = "Store-and-forward: accepts orders and stores them in SQS"
@@ -21,24 +28,26 @@ resource "aws_api_gateway_rest_api" "this" {
 # as bad orders (404, and 405 with `Allow: POST`) instead of API Gateway's 403 "Missing
 # Authentication Token".
 resource "aws_api_gateway_resource" "proxy" {
-  rest_api_id = aws_api_gateway_rest_api.this.id
-  parent_id   = aws_api_gateway_rest_api.this.root_resource_id
+  count = local.rest ? 1 : 0
+
+  rest_api_id = aws_api_gateway_rest_api.this[0].id
+  parent_id   = aws_api_gateway_rest_api.this[0].root_resource_id
   path_part   = "{proxy+}"
 }
 
 locals {
   # `{proxy+}` does not match `/`, which is its own resource.
-  routes = {
-    root  = aws_api_gateway_rest_api.this.root_resource_id
-    proxy = aws_api_gateway_resource.proxy.id
-  }
+  routes = local.rest ? {
+    root  = aws_api_gateway_rest_api.this[0].root_resource_id
+    proxy = aws_api_gateway_resource.proxy[0].id
+  } : {}
 }
 
 resource "aws_api_gateway_method" "store" {
   # checkov:skip=CKV2_AWS_53:The store validates every request itself (JSON, size, schema) and keeps the body byte for byte; an API Gateway model would reject valid orders (e.g. numbers beyond f64)
   for_each = local.routes
 
-  rest_api_id      = aws_api_gateway_rest_api.this.id
+  rest_api_id      = aws_api_gateway_rest_api.this[0].id
   resource_id      = each.value
   http_method      = "ANY"
   authorization    = var.api_auth == "iam" ? "AWS_IAM" : "NONE"
@@ -48,7 +57,7 @@ resource "aws_api_gateway_method" "store" {
 resource "aws_api_gateway_integration" "store" {
   for_each = local.routes
 
-  rest_api_id             = aws_api_gateway_rest_api.this.id
+  rest_api_id             = aws_api_gateway_rest_api.this[0].id
   resource_id             = each.value
   http_method             = aws_api_gateway_method.store[each.key].http_method
   type                    = "AWS_PROXY"
@@ -67,9 +76,9 @@ locals {
 }
 
 resource "aws_api_gateway_gateway_response" "this" {
-  for_each = toset(["DEFAULT_4XX", "DEFAULT_5XX"])
+  for_each = toset(local.rest ? ["DEFAULT_4XX", "DEFAULT_5XX"] : [])
 
-  rest_api_id        = aws_api_gateway_rest_api.this.id
+  rest_api_id        = aws_api_gateway_rest_api.this[0].id
   response_type      = each.key
   response_templates = { "application/json" = local.gateway_error }
   response_parameters = {
@@ -90,7 +99,9 @@ locals {
 ################################################################################
 
 resource "aws_api_gateway_deployment" "this" {
-  rest_api_id = aws_api_gateway_rest_api.this.id
+  count = local.rest ? 1 : 0
+
+  rest_api_id = aws_api_gateway_rest_api.this[0].id
   description = "Managed by Terraform"
 
   # A new deployment whenever the routes, the integration or the gateway responses change: a
@@ -98,7 +109,7 @@ resource "aws_api_gateway_deployment" "this" {
   # live. The gateway responses are hashed on their own from their configuration, known at plan.
   triggers = {
     redeployment = sha1(jsonencode([
-      aws_api_gateway_resource.proxy.id,
+      aws_api_gateway_resource.proxy[0].id,
       [for m in aws_api_gateway_method.store : [m.id, m.authorization, m.api_key_required]],
       [for i in aws_api_gateway_integration.store : [i.id, i.uri]],
     ]))
@@ -120,17 +131,19 @@ resource "aws_api_gateway_stage" "this" {
   # checkov:skip=CKV_AWS_120:Orders are POSTs and must never be cached
   # checkov:skip=CKV2_AWS_51:Callers authenticate with an API key (or IAM); mutual TLS needs a custom domain, which is outside this stack
   # checkov:skip=CKV2_AWS_29:A WAF web ACL is the operator's, per account; associate one with the stage (aws_wafv2_web_acl_association) where needed. The usage plan throttles each key
-  rest_api_id   = aws_api_gateway_rest_api.this.id
-  deployment_id = aws_api_gateway_deployment.this.id
+  count = local.rest ? 1 : 0
+
+  rest_api_id   = aws_api_gateway_rest_api.this[0].id
+  deployment_id = aws_api_gateway_deployment.this[0].id
   stage_name    = var.api_stage_name
 }
 
 resource "aws_api_gateway_method_settings" "this" {
   # checkov:skip=CKV_AWS_225:Orders are POSTs and must never be cached
-  count = var.api_throttling_rate_limit != null || var.api_throttling_burst_limit != null ? 1 : 0
+  count = local.rest && (var.api_throttling_rate_limit != null || var.api_throttling_burst_limit != null) ? 1 : 0
 
-  rest_api_id = aws_api_gateway_rest_api.this.id
-  stage_name  = aws_api_gateway_stage.this.stage_name
+  rest_api_id = aws_api_gateway_rest_api.this[0].id
+  stage_name  = aws_api_gateway_stage.this[0].stage_name
   method_path = "*/*"
 
   settings {
@@ -144,21 +157,21 @@ resource "aws_api_gateway_method_settings" "this" {
 ################################################################################
 
 resource "aws_api_gateway_api_key" "this" {
-  count = var.api_auth == "api_key" ? 1 : 0
+  count = local.rest && var.api_auth == "api_key" ? 1 : 0
 
   name        = "${var.name_prefix}-key"
   description = "Callers of ${var.name_prefix}-api send it as x-api-key"
 }
 
 resource "aws_api_gateway_usage_plan" "this" {
-  count = var.api_auth == "api_key" ? 1 : 0
+  count = length(aws_api_gateway_api_key.this)
 
   name        = "${var.name_prefix}-plan"
   description = "Throttling and quota per API key of ${var.name_prefix}-api"
 
   api_stages {
-    api_id = aws_api_gateway_rest_api.this.id
-    stage  = aws_api_gateway_stage.this.stage_name
+    api_id = aws_api_gateway_rest_api.this[0].id
+    stage  = aws_api_gateway_stage.this[0].stage_name
   }
 
   throttle_settings {
@@ -176,7 +189,7 @@ resource "aws_api_gateway_usage_plan" "this" {
 }
 
 resource "aws_api_gateway_usage_plan_key" "this" {
-  count = var.api_auth == "api_key" ? 1 : 0
+  count = length(aws_api_gateway_api_key.this)
 
   key_id        = aws_api_gateway_api_key.this[0].id
   key_type      = "API_KEY"
@@ -188,10 +201,38 @@ resource "aws_api_gateway_usage_plan_key" "this" {
 ################################################################################
 
 resource "aws_lambda_permission" "api" {
+  count = local.rest ? 1 : 0
+
   statement_id  = "AllowApiGatewayInvoke"
   action        = "lambda:InvokeFunction"
   function_name = aws_lambda_function.store.function_name
   principal     = "apigateway.amazonaws.com"
   # Any stage, method and path of this API only.
-  source_arn = "${aws_api_gateway_rest_api.this.execution_arn}/*/*"
+  source_arn = "${aws_api_gateway_rest_api.this[0].execution_arn}/*/*"
+}
+
+# The REST resources became optional (ingresses); stacks applied before keep them as they are.
+moved {
+  from = aws_api_gateway_rest_api.this
+  to   = aws_api_gateway_rest_api.this[0]
+}
+
+moved {
+  from = aws_api_gateway_resource.proxy
+  to   = aws_api_gateway_resource.proxy[0]
+}
+
+moved {
+  from = aws_api_gateway_deployment.this
+  to   = aws_api_gateway_deployment.this[0]
+}
+
+moved {
+  from = aws_api_gateway_stage.this
+  to   = aws_api_gateway_stage.this[0]
+}
+
+moved {
+  from = aws_lambda_permission.api
+  to   = aws_lambda_permission.api[0]
 }

@@ -3,34 +3,58 @@
 ################################################################################
 
 output "api_url" {
-  description = "Invoke URL of the API stage; orders go to `<api_url>/orders/new-order`"
-  value       = aws_api_gateway_stage.this.invoke_url
+  description = "ingresses with rest: invoke URL of the REST API stage; orders go to `<api_url>/orders/new-order` (null without rest)"
+  value       = one(aws_api_gateway_stage.this[*].invoke_url)
 }
 
 output "api_id" {
-  description = "ID of the REST API"
-  value       = aws_api_gateway_rest_api.this.id
+  description = "ingresses with rest: ID of the REST API (null without rest)"
+  value       = one(aws_api_gateway_rest_api.this[*].id)
 }
 
 output "api_stage" {
-  description = "Name of the API stage"
-  value       = aws_api_gateway_stage.this.stage_name
+  description = "ingresses with rest: name of the REST API stage (null without rest)"
+  value       = one(aws_api_gateway_stage.this[*].stage_name)
 }
 
 output "api_execution_arn" {
-  description = "Execution ARN of the API; with api_auth = iam, grant callers `execute-api:Invoke` on `<api_execution_arn>/<stage>/POST/orders/new-order`"
-  value       = aws_api_gateway_rest_api.this.execution_arn
+  description = "ingresses with rest: execution ARN of the REST API; with api_auth = iam, grant callers `execute-api:Invoke` on `<api_execution_arn>/<stage>/POST/orders/new-order` (null without rest)"
+  value       = one(aws_api_gateway_rest_api.this[*].execution_arn)
 }
 
 output "api_key" {
-  description = "api_auth = api_key: the key callers send as `x-api-key` (`terraform output -raw api_key`); null otherwise"
+  description = "ingresses with rest and api_auth = api_key: the key callers send as `x-api-key` (`terraform output -raw api_key`); null otherwise"
   value       = one(aws_api_gateway_api_key.this[*].value)
   sensitive   = true
 }
 
 output "usage_plan_id" {
-  description = "api_auth = api_key: the usage plan; add more keys to it for more callers"
+  description = "ingresses with rest and api_auth = api_key: the usage plan; add more keys to it for more callers (null otherwise)"
   value       = one(aws_api_gateway_usage_plan.this[*].id)
+}
+
+output "function_url" {
+  description = "ingresses with function_url: the store's function URL (AWS_IAM auth, ends in `/`); callers SigV4-sign (service `lambda`) POSTs to `<function_url>orders/new-order` (null without function_url)"
+  value       = one(aws_lambda_function_url.store[*].function_url)
+}
+
+output "http_api_url" {
+  description = "ingresses with http_api: invoke URL of the HTTP API's `$default` stage (ends in `/`); orders go to `<http_api_url>orders/new-order` (null without http_api)"
+  value       = one(aws_apigatewayv2_stage.this[*].invoke_url)
+}
+
+output "http_api_execution_arn" {
+  description = "ingresses with http_api and http_api_auth = iam: grant callers `execute-api:Invoke` on `<http_api_execution_arn>/$default/POST/orders/new-order` (null without http_api)"
+  value       = one(aws_apigatewayv2_api.this[*].execution_arn)
+}
+
+output "order_urls" {
+  description = "Where orders go, by ingress: `rest`, `http_api`, `function_url` (only the ingresses this stack has)"
+  value = merge(
+    local.rest ? { rest = "${aws_api_gateway_stage.this[0].invoke_url}${local.order_path}" } : {},
+    local.http_api ? { http_api = "${trimsuffix(aws_apigatewayv2_stage.this[0].invoke_url, "/")}${local.order_path}" } : {},
+    local.function_url ? { function_url = "${trimsuffix(aws_lambda_function_url.store[0].function_url, "/")}${local.order_path}" } : {},
+  )
 }
 
 output "order_path" {

@@ -682,6 +682,18 @@ variable "schedule_expression" {
 # API
 ################################################################################
 
+variable "ingresses" {
+  description = "Where orders come in, one or more of: `rest` (REST API with api_auth: API keys, usage plans, per-key throttling; $3.50 per million requests), `http_api` (HTTP API with an IAM or JWT authorizer, http_api_auth; $1.00 per million) and `function_url` (the store's Lambda function URL with AWS_IAM auth; no charge beyond Lambda's). Two at once serve a migration"
+  type        = set(string)
+  default     = ["rest"]
+
+  validation {
+    condition     = length(var.ingresses) > 0 && length(setsubtract(var.ingresses, ["rest", "http_api", "function_url"])) == 0
+    error_message = "ingresses must name at least one of rest, http_api and function_url, and nothing else."
+  }
+}
+
+
 variable "api_stage_name" {
   description = "Name of the REST API stage; the order URL is `<invoke URL of the stage>/orders/new-order`"
   type        = string
@@ -705,7 +717,7 @@ variable "api_endpoint_type" {
 }
 
 variable "api_auth" {
-  description = "How callers authenticate: `api_key` (an `x-api-key` header; a usage plan with throttling and a quota), `iam` (SigV4-signed requests, `AWS_IAM` authorization; grant `execute-api:Invoke` on `api_execution_arn`) or `none` (for local experiments only: anyone who reaches the URL can post orders)"
+  description = "ingresses with rest: how callers of the REST API authenticate: `api_key` (an `x-api-key` header; a usage plan with throttling and a quota), `iam` (SigV4-signed requests, `AWS_IAM` authorization; grant `execute-api:Invoke` on `api_execution_arn`) or `none` (for local experiments only: anyone who reaches the URL can post orders)"
   type        = string
   default     = "api_key"
 
@@ -778,6 +790,80 @@ variable "api_throttling_burst_limit" {
   validation {
     condition     = var.api_throttling_burst_limit == null || try(var.api_throttling_burst_limit >= 0 && floor(var.api_throttling_burst_limit) == var.api_throttling_burst_limit, false)
     error_message = "api_throttling_burst_limit must be a whole number, 0 or more."
+  }
+}
+
+################################################################################
+# Function URL (ingresses contains "function_url")
+################################################################################
+
+variable "function_url_principals" {
+  description = "ingresses with function_url: IAM principals (account root, role or user ARNs, or account ids) allowed to call the function URL, SigV4-signed. Each gets `lambda:InvokeFunctionUrl` (AuthType AWS_IAM) and `lambda:InvokeFunction` on the store in its resource policy. Empty: only principals of this account whose own IAM policy allows both"
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for p in var.function_url_principals : can(regex("^(\\d{12}|arn:aws[a-z-]*:iam::\\d{12}:(root|(role|user)/[\\w+=,.@/-]+))$", p))])
+    error_message = "function_url_principals must be 12-digit account ids or IAM ARNs of an account root, a role or a user."
+  }
+}
+
+################################################################################
+# HTTP API (ingresses contains "http_api")
+################################################################################
+
+variable "http_api_auth" {
+  description = "ingresses with http_api: how callers authenticate, `iam` (SigV4-signed requests, AWS_IAM route authorization; grant `execute-api:Invoke` on `http_api_execution_arn`) or `jwt` (a bearer token in `Authorization`, checked against http_api_jwt_issuer and http_api_jwt_audience)"
+  type        = string
+  default     = "iam"
+
+  validation {
+    condition     = contains(["iam", "jwt"], var.http_api_auth)
+    error_message = "http_api_auth must be iam or jwt."
+  }
+}
+
+variable "http_api_jwt_issuer" {
+  description = "http_api_auth = jwt: the token issuer, an https URL (e.g. `https://cognito-idp.us-east-1.amazonaws.com/<user pool id>`); API Gateway fetches its keys from `<issuer>/.well-known/openid-configuration`"
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.http_api_jwt_issuer == null || can(regex("^https://[^\\s/?#]+[^\\s?#]*$", var.http_api_jwt_issuer))
+    error_message = "http_api_jwt_issuer must be an https URL without query or fragment."
+  }
+}
+
+variable "http_api_jwt_audience" {
+  description = "http_api_auth = jwt: the audiences (`aud`, or `client_id` for Cognito access tokens) a token must name one of"
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for a in var.http_api_jwt_audience : length(trimspace(a)) > 0])
+    error_message = "http_api_jwt_audience must not hold empty strings."
+  }
+}
+
+variable "http_api_throttling_rate_limit" {
+  description = "ingresses with http_api: steady requests per second the HTTP API's stage accepts from all callers together (an HTTP API has no usage plans or per-caller limits); the default is the REST usage plan's per-key default"
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.http_api_throttling_rate_limit > 0
+    error_message = "http_api_throttling_rate_limit must be positive."
+  }
+}
+
+variable "http_api_throttling_burst_limit" {
+  description = "ingresses with http_api: burst of requests the HTTP API's stage accepts from all callers together; the default is the REST usage plan's per-key default"
+  type        = number
+  default     = 200
+
+  validation {
+    condition     = var.http_api_throttling_burst_limit > 0 && floor(var.http_api_throttling_burst_limit) == var.http_api_throttling_burst_limit
+    error_message = "http_api_throttling_burst_limit must be a positive whole number."
   }
 }
 

@@ -53,7 +53,7 @@ run "defaults" {
   }
 
   assert {
-    condition     = length(aws_api_gateway_method.store) == 2 && alltrue([for m in aws_api_gateway_method.store : m.http_method == "ANY"]) && aws_api_gateway_resource.proxy.path_part == "{proxy+}"
+    condition     = length(aws_api_gateway_method.store) == 2 && alltrue([for m in aws_api_gateway_method.store : m.http_method == "ANY"]) && aws_api_gateway_resource.proxy[0].path_part == "{proxy+}"
     error_message = "Every method on / and /{proxy+} must reach the store, which answers wrong routes with its JSON 404/405."
   }
 
@@ -706,7 +706,7 @@ run "gateway_responses_redeploy" {
   }
 
   assert {
-    condition = aws_api_gateway_deployment.this.triggers["gateway_responses"] == sha1(jsonencode({
+    condition = aws_api_gateway_deployment.this[0].triggers["gateway_responses"] == sha1(jsonencode({
       for type in ["DEFAULT_4XX", "DEFAULT_5XX"] : type => [
         null,
         { "application/json" = local.gateway_error },
@@ -1392,4 +1392,203 @@ run "dashboard_off" {
     condition     = length(aws_cloudwatch_dashboard.this) == 0 && output.dashboard_name == null && output.dashboard_url == null
     error_message = "dashboard_enabled = false must create no dashboard and output null name and URL."
   }
+}
+
+################################################################################
+# Ingresses: the REST API by default; a function URL (AWS_IAM) and an HTTP API (IAM or JWT) as
+# options. LocalStack community runs only the function URL (tests/it/ingress.rs); the HTTP API is
+# checked here only.
+################################################################################
+
+run "ingress_rest_by_default" {
+  command = plan
+
+  assert {
+    condition     = length(aws_api_gateway_rest_api.this) == 1 && length(aws_api_gateway_stage.this) == 1 && length(aws_lambda_permission.api) == 1
+    error_message = "By default the REST API must exist, with its stage and its permission to invoke the store."
+  }
+
+  assert {
+    condition     = length(aws_lambda_function_url.store) == 0 && length(aws_lambda_permission.function_url) == 0 && length(aws_apigatewayv2_api.this) == 0 && length(aws_apigatewayv2_stage.this) == 0 && length(aws_lambda_permission.http_api) == 0 && length(aws_cloudwatch_log_group.http_api) == 0
+    error_message = "By default there must be no function URL and no HTTP API."
+  }
+
+  assert {
+    condition     = output.function_url == null && output.http_api_url == null && output.http_api_execution_arn == null && toset(keys(output.order_urls)) == toset(["rest"])
+    error_message = "By default the function URL and HTTP API outputs must be null, and order_urls must name only rest."
+  }
+}
+
+run "ingress_function_url_only" {
+  command = plan
+
+  variables {
+    ingresses               = ["function_url"]
+    function_url_principals = ["arn:aws:iam::210987654321:role/orders-client", "123456789012"]
+  }
+
+  assert {
+    condition     = length(aws_api_gateway_rest_api.this) == 0 && length(aws_api_gateway_stage.this) == 0 && length(aws_api_gateway_deployment.this) == 0 && length(aws_api_gateway_method.store) == 0 && length(aws_api_gateway_gateway_response.this) == 0 && length(aws_api_gateway_api_key.this) == 0 && length(aws_api_gateway_usage_plan.this) == 0 && length(aws_lambda_permission.api) == 0 && length(aws_apigatewayv2_api.this) == 0
+    error_message = "ingresses = [function_url] must create no REST API (nor its key, plan and permission) and no HTTP API."
+  }
+
+  assert {
+    condition     = aws_lambda_function_url.store[0].authorization_type == "AWS_IAM" && aws_lambda_function_url.store[0].invoke_mode == "BUFFERED" && length(aws_lambda_function_url.store[0].cors) == 0 && aws_lambda_function_url.store[0].function_name == "storeforward-store"
+    error_message = "The function URL must be the store's, with AWS_IAM auth, buffered, and without CORS."
+  }
+
+  assert {
+    condition     = toset([for p in aws_lambda_permission.function_url : p.principal]) == toset(["arn:aws:iam::210987654321:role/orders-client", "123456789012"]) && alltrue([for p in aws_lambda_permission.function_url : p.action == "lambda:InvokeFunctionUrl" && p.function_url_auth_type == "AWS_IAM"])
+    error_message = "Each principal must get lambda:InvokeFunctionUrl for AuthType AWS_IAM."
+  }
+
+  assert {
+    condition     = toset([for p in aws_lambda_permission.function_url_invoke : p.principal]) == toset(["arn:aws:iam::210987654321:role/orders-client", "123456789012"]) && alltrue([for p in aws_lambda_permission.function_url_invoke : p.action == "lambda:InvokeFunction"])
+    error_message = "Each principal must also get lambda:InvokeFunction, which new function URLs need since October 2025."
+  }
+
+  assert {
+    condition     = output.api_url == null && output.api_id == null && output.api_stage == null && output.api_execution_arn == null && output.api_key == null && output.usage_plan_id == null && toset(keys(output.order_urls)) == toset(["function_url"])
+    error_message = "Without rest the REST outputs must be null, and order_urls must name only function_url."
+  }
+
+  assert {
+    condition     = contains(keys(aws_cloudwatch_metric_alarm.this), "function-url-5xx") && !contains(keys(aws_cloudwatch_metric_alarm.this), "api-5xx") && aws_cloudwatch_metric_alarm.this["function-url-5xx"].metric_name == "Url5xxCount" && aws_cloudwatch_metric_alarm.this["function-url-5xx"].dimensions == tomap({ FunctionName = "storeforward-store" })
+    error_message = "Without rest there must be no REST 5XX alarm, and the function URL's 5XX answers must alarm."
+  }
+}
+
+run "ingress_function_url_beside_rest" {
+  command = plan
+
+  variables {
+    ingresses = ["rest", "function_url"]
+  }
+
+  assert {
+    condition     = length(aws_api_gateway_stage.this) == 1 && length(aws_lambda_function_url.store) == 1 && length(aws_lambda_permission.function_url) == 0 && toset(keys(output.order_urls)) == toset(["rest", "function_url"])
+    error_message = "rest and function_url together must create both; without principals the URL grants nobody outside the account's IAM policies."
+  }
+}
+
+run "ingress_http_api_iam" {
+  command = plan
+
+  variables {
+    ingresses = ["http_api"]
+  }
+
+  assert {
+    condition     = aws_apigatewayv2_api.this[0].protocol_type == "HTTP" && aws_apigatewayv2_api.this[0].name == "storeforward-http-api" && length(aws_apigatewayv2_api.this[0].cors_configuration) == 0 && length(aws_api_gateway_rest_api.this) == 0
+    error_message = "ingresses = [http_api] must create an HTTP API without CORS, and no REST API."
+  }
+
+  assert {
+    condition     = aws_apigatewayv2_integration.store[0].integration_type == "AWS_PROXY" && aws_apigatewayv2_integration.store[0].payload_format_version == "2.0"
+    error_message = "The HTTP API must proxy to the store with payload format 2.0."
+  }
+
+  assert {
+    condition     = aws_apigatewayv2_route.store[0].route_key == "$default" && aws_apigatewayv2_route.store[0].authorization_type == "AWS_IAM" && aws_apigatewayv2_route.store[0].authorizer_id == null && length(aws_apigatewayv2_authorizer.jwt) == 0
+    error_message = "http_api_auth = iam (the default) must authorize the $default route with AWS_IAM and no JWT authorizer."
+  }
+
+  assert {
+    condition     = aws_apigatewayv2_stage.this[0].name == "$default" && aws_apigatewayv2_stage.this[0].auto_deploy && aws_apigatewayv2_stage.this[0].default_route_settings[0].throttling_rate_limit == 100 && aws_apigatewayv2_stage.this[0].default_route_settings[0].throttling_burst_limit == 200
+    error_message = "The $default stage must deploy itself and throttle by the http_api_throttling_* defaults (100/s, burst 200)."
+  }
+
+  assert {
+    condition     = aws_cloudwatch_log_group.http_api[0].name == "/aws/apigateway/storeforward-http-api" && aws_cloudwatch_log_group.http_api[0].retention_in_days == 14 && jsondecode(aws_apigatewayv2_stage.this[0].access_log_settings[0].format).requestId == "$context.requestId" && jsondecode(aws_apigatewayv2_stage.this[0].access_log_settings[0].format).caller == "$context.identity.userArn"
+    error_message = "The stage must write JSON access logs (request id, caller) to its own log group with log_retention_in_days."
+  }
+
+  assert {
+    condition     = aws_lambda_permission.http_api[0].principal == "apigateway.amazonaws.com" && aws_lambda_permission.http_api[0].action == "lambda:InvokeFunction" && length(aws_lambda_permission.api) == 0
+    error_message = "The HTTP API (alone) must be allowed to invoke the store."
+  }
+
+  assert {
+    condition     = contains(keys(aws_cloudwatch_metric_alarm.this), "http-api-5xx") && aws_cloudwatch_metric_alarm.this["http-api-5xx"].metric_name == "5xx" && !contains(keys(aws_cloudwatch_metric_alarm.this), "api-5xx") && toset(keys(output.order_urls)) == toset(["http_api"]) && output.api_url == null
+    error_message = "The HTTP API's 5XX answers must alarm; no REST alarm or output without rest."
+  }
+}
+
+run "ingress_http_api_jwt" {
+  command = plan
+
+  variables {
+    ingresses                       = ["rest", "http_api"]
+    http_api_auth                   = "jwt"
+    http_api_jwt_issuer             = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example"
+    http_api_jwt_audience           = ["orders-client"]
+    http_api_throttling_rate_limit  = 50
+    http_api_throttling_burst_limit = 10
+  }
+
+  assert {
+    condition     = aws_apigatewayv2_authorizer.jwt[0].authorizer_type == "JWT" && aws_apigatewayv2_authorizer.jwt[0].identity_sources == toset(["$request.header.Authorization"]) && aws_apigatewayv2_authorizer.jwt[0].jwt_configuration[0].issuer == "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example" && aws_apigatewayv2_authorizer.jwt[0].jwt_configuration[0].audience == toset(["orders-client"])
+    error_message = "http_api_auth = jwt must create a JWT authorizer on the Authorization header with the issuer and audience given."
+  }
+
+  assert {
+    condition     = aws_apigatewayv2_route.store[0].authorization_type == "JWT"
+    error_message = "http_api_auth = jwt must authorize the route with JWT."
+  }
+
+  assert {
+    condition     = aws_apigatewayv2_stage.this[0].default_route_settings[0].throttling_rate_limit == 50 && aws_apigatewayv2_stage.this[0].default_route_settings[0].throttling_burst_limit == 10
+    error_message = "The stage must throttle by http_api_throttling_rate_limit and http_api_throttling_burst_limit."
+  }
+
+  assert {
+    condition     = length(aws_api_gateway_stage.this) == 1 && length(aws_lambda_permission.api) == 1 && length(aws_lambda_permission.http_api) == 1 && toset(keys(output.order_urls)) == toset(["rest", "http_api"])
+    error_message = "rest and http_api together must keep the REST API beside the HTTP API (a migration)."
+  }
+}
+
+run "ingress_http_api_jwt_without_issuer" {
+  command = plan
+
+  variables {
+    ingresses     = ["http_api"]
+    http_api_auth = "jwt"
+  }
+
+  expect_failures = [aws_apigatewayv2_authorizer.jwt]
+}
+
+run "ingresses_empty" {
+  command = plan
+
+  variables {
+    ingresses = []
+  }
+
+  expect_failures = [var.ingresses]
+}
+
+run "ingresses_unknown" {
+  command = plan
+
+  variables {
+    ingresses = ["rest", "alb"]
+  }
+
+  expect_failures = [var.ingresses]
+}
+
+run "ingress_settings_refused" {
+  command = plan
+
+  variables {
+    http_api_auth                   = "cognito"
+    http_api_jwt_issuer             = "http://issuer.example.com"
+    http_api_jwt_audience           = [""]
+    http_api_throttling_rate_limit  = 0
+    http_api_throttling_burst_limit = 0
+    function_url_principals         = ["*"]
+  }
+
+  expect_failures = [var.http_api_auth, var.http_api_jwt_issuer, var.http_api_jwt_audience, var.http_api_throttling_rate_limit, var.http_api_throttling_burst_limit, var.function_url_principals]
 }
