@@ -18,6 +18,9 @@ use storeforward_core::order::{DEFAULT_MAX_MESSAGE_BYTES, Order, OrderRules};
 const REST: &str = include_str!("fixtures/apigw-rest-request.json");
 const HTTP_API: &str = include_str!("fixtures/apigw-v2-request.json");
 const FUNCTION_URL: &str = include_str!("fixtures/lambda-function-url-request.json");
+const HTTP_API_IAM: &str = include_str!("fixtures/apigw-v2-request-iam.json");
+const HTTP_API_JWT: &str = include_str!("fixtures/apigw-v2-request-jwt-authorizer.json");
+const FUNCTION_URL_IAM: &str = include_str!("fixtures/lambda-function-url-request-iam.json");
 const ORDER_PATH: &str = "/orders/new-order";
 const ORDER: &str = r#"{"id":"o-1","qty":2}"#;
 const LAMBDA_REQUEST_ID: &str = "lambda-invocation-id";
@@ -111,6 +114,26 @@ fn fixtures() -> Vec<Fixture> {
             event: http(FUNCTION_URL),
             http: true,
             request_id: "MIZRNhJtIAMEMDw=",
+        },
+        // The authorized forms of the cheaper ingresses (infra/ingress.tf): what the event
+        // carries about the caller must not make it unreadable.
+        Fixture {
+            name: "HTTP API, IAM",
+            event: http(HTTP_API_IAM),
+            http: true,
+            request_id: "id",
+        },
+        Fixture {
+            name: "HTTP API, JWT",
+            event: http(HTTP_API_JWT),
+            http: true,
+            request_id: "id",
+        },
+        Fixture {
+            name: "function URL, AWS_IAM",
+            event: http(FUNCTION_URL_IAM),
+            http: true,
+            request_id: "id",
         },
     ];
     for fixture in &mut fixtures {
@@ -594,5 +617,5 @@ fn no_character_anywhere_escapes_the_documented_answers() {
             }
         }
     }
-    assert_eq!(answers, 261 * 3 * 11);
+    assert_eq!(answers, 261 * fixtures().len() * 11);
 }
