@@ -11,18 +11,15 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Stdio;
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::routing::{get, post};
+use axum::routing::post;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
-use common::{release_binary, sqs_event};
+use common::runtime_api::{RuntimeApi, forwarder_command, peak_rss_kib};
+use common::sqs_event;
 
 const BACKEND_LATENCY: Duration = Duration::from_millis(100);
 const RUNS: usize = 3;
@@ -53,59 +50,6 @@ fn padded_event(messages: usize, body_bytes: usize) -> String {
     .to_string()
 }
 
-/// The Runtime API stand-in: hands out `event` once, then reports the response.
-#[derive(Clone)]
-struct RuntimeApi {
-    event: Arc<Mutex<Option<String>>>,
-    handed_out: Arc<Mutex<Option<Instant>>>,
-    done: mpsc::UnboundedSender<(Duration, Value)>,
-}
-
-async fn next(State(api): State<RuntimeApi>) -> (HeaderMap, String) {
-    let Some(event) = api.event.lock().unwrap().take() else {
-        return std::future::pending().await;
-    };
-    let deadline = SystemTime::now() + Duration::from_secs(900);
-    let mut headers = HeaderMap::new();
-    let ms = deadline.duration_since(UNIX_EPOCH).unwrap().as_millis();
-    headers.insert("lambda-runtime-aws-request-id", "bench-1".parse().unwrap());
-    headers.insert(
-        "lambda-runtime-deadline-ms",
-        ms.to_string().parse().unwrap(),
-    );
-    headers.insert(
-        "lambda-runtime-invoked-function-arn",
-        "arn:aws:lambda:eu-west-1:000000000000:function:bench"
-            .parse()
-            .unwrap(),
-    );
-    *api.handed_out.lock().unwrap() = Some(Instant::now());
-    (headers, event)
-}
-
-async fn response(State(api): State<RuntimeApi>, body: String) -> &'static str {
-    let took = api
-        .handed_out
-        .lock()
-        .unwrap()
-        .map(|t| t.elapsed())
-        .unwrap_or_default();
-    let _ = api
-        .done
-        .send((took, serde_json::from_str(&body).unwrap_or(Value::Null)));
-    "{}"
-}
-
-/// Peak resident set size of a process, from `/proc/<pid>/status`.
-fn peak_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// One invocation of the forwarder binary with one batch; returns its time and peak RSS.
 async fn run_once(
     backend: &str,
@@ -113,56 +57,33 @@ async fn run_once(
     in_flight: usize,
     body: usize,
 ) -> (Duration, u64) {
-    let (done, mut finished) = mpsc::unbounded_channel();
-    let api = RuntimeApi {
-        event: Arc::new(Mutex::new(Some(padded_event(messages, body)))),
-        handed_out: Arc::default(),
-        done,
-    };
-    let addr = serve(
-        Router::new()
-            .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route(
-                "/2018-06-01/runtime/invocation/{id}/response",
-                post(response),
-            )
-            .layer(axum::extract::DefaultBodyLimit::disable())
-            .with_state(api),
-    )
-    .await;
-    let mut child = Command::new(release_binary("forwarder"))
-        .env_clear()
-        .envs([
-            ("AWS_LAMBDA_RUNTIME_API", addr.as_str()),
-            ("AWS_LAMBDA_FUNCTION_NAME", "bench"),
-            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
-            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
-            ("AWS_REGION", "eu-west-1"),
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("QUEUE_URL", "http://127.0.0.1:9/000000000000/orders"),
-            ("BACKEND_URL", backend),
-            ("REQUEST_TIMEOUT_MS", "60000"),
-            ("MAX_IN_FLIGHT", &in_flight.to_string()),
-            ("RUST_LOG", "warn"),
-        ])
+    let api = RuntimeApi::start().await;
+    let mut child = forwarder_command(&api.address(), backend, in_flight)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let (took, result) = tokio::time::timeout(Duration::from_secs(120), finished.recv())
-        .await
-        .expect("the forwarder answered within 120 s")
-        .unwrap();
+    let invocation = tokio::time::timeout(
+        Duration::from_secs(120),
+        api.invoke(padded_event(messages, body)),
+    )
+    .await
+    .expect("the forwarder answered within 120 s");
     let rss = peak_rss_kib(child.id());
     child.kill().unwrap();
     child.wait().unwrap();
+    let result: Value = serde_json::from_str(&invocation.body).unwrap_or(Value::Null);
+    assert!(
+        !invocation.error,
+        "the forwarder failed: {}",
+        invocation.body
+    );
     assert_eq!(
         result["batchItemFailures"],
         json!([]),
         "every message delivered"
     );
-    (took, rss)
+    (invocation.took, rss)
 }
 
 fn main() {

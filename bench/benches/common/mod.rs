@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod local;
+pub mod runtime_api;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
