@@ -1,10 +1,12 @@
 """LocalStack runtime executor that runs ``provided.*`` Lambda functions as local subprocesses.
 
 Selected with ``LAMBDA_RUNTIME_EXECUTOR=process``. LocalStack drives it through the ``RuntimeExecutor``
-interface (localstack/services/lambda_/invocation/runtime_executor.py) and talks to it through its usual
-``ExecutorEndpoint`` (executor_endpoint.py): ``invoke()`` POSTs to our ``/invoke`` endpoint and waits for our
-``logs`` + ``response``/``error`` callbacks; ``start()`` waits for our ``status/ready`` or ``status/error``.
-The part that plays the Lambda runtime init is ``runtime_api.ProcessRuntime``.
+interface (localstack/services/lambda_/invocation/runtime_executor.py). The part that plays the Lambda
+runtime init is ``runtime_api.ProcessRuntime``, in LocalStack's own process: ``invoke()`` hands it the
+invocation and waits for its result, and ``start()`` waits for its ready or init error, both in-process.
+They raise and return what LocalStack's HTTP ``ExecutorEndpoint`` (executor_endpoint.py) would, which the
+Docker executor uses to talk to its runtime init in a container, without its three HTTP requests per
+invocation.
 """
 
 from __future__ import annotations
@@ -15,12 +17,18 @@ import os
 import platform
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import CancelledError, Future, InvalidStateError
 
 from localstack import config
 from localstack.aws.api.lambda_ import Architecture, PackageType, Runtime
-from localstack.services.lambda_.invocation.executor_endpoint import ExecutorEndpoint
-from localstack.services.lambda_.invocation.lambda_models import FunctionVersion
+from localstack.services.lambda_.invocation.executor_endpoint import (
+    NAMESPACE,
+    ShutdownDuringStartup,
+    StatusErrorException,
+)
+from localstack.services.lambda_.invocation.lambda_models import FunctionVersion, InvocationResult
 from localstack.services.lambda_.invocation.runtime_executor import LambdaRuntimeException, RuntimeExecutor
 
 from .runtime_api import LIVE_RUNTIMES, LIVE_RUNTIMES_LOCK, ProcessRuntime
@@ -48,6 +56,10 @@ INTERNAL_VARIABLES = {
 }
 
 STANDARD_PATH = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+
+# How long invoke() waits for a result at most, as ExecutorEndpoint does: Lambda's longest timeout plus a
+# margin. The function's own timeout is enforced by the runtime, which then reports Sandbox.Timedout.
+MAX_INVOKE_WAIT_S = 900 + 5
 
 
 def gateway_host() -> str:
@@ -139,19 +151,21 @@ def check_bootstrap_binary(function_version: FunctionVersion) -> None:
 
 
 class ProcessRuntimeExecutor(RuntimeExecutor):
-    executor_endpoint: ExecutorEndpoint
     runtime: ProcessRuntime | None
 
     def __init__(self, id: str, function_version: FunctionVersion) -> None:
         super().__init__(id=id, function_version=function_version)
-        self.executor_endpoint = ExecutorEndpoint(self.id)
         self.runtime = None
         self.stopped = False
+        # settled by the runtime's first init: True, or StatusErrorException; cancelled by stop()
+        self.startup: Future[bool] = Future()
+        # the invocations waiting for their result, by request id
+        self.invocations: dict[str, Future[InvocationResult]] = {}
+        self.invocations_lock = threading.Lock()
 
     # -- lifecycle
 
     def start(self, env_vars: dict[str, str]) -> None:
-        self.executor_endpoint.start()
         cfg = self.function_version.config
         task_root = str(cfg.code.get_unzipped_code_location())
         scratch = tempfile.mkdtemp(prefix=f"{self.id[:8]}-", dir=_scratch_root())
@@ -164,7 +178,9 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
             task_root=task_root,
             env=env,
             timeout_s=float(cfg.timeout or 3),
-            callback_endpoint=self.get_runtime_endpoint(),
+            on_ready=self._on_ready,
+            on_init_error=self._on_init_error,
+            on_result=self._on_result,
             scratch_dir=scratch,
             function_version=self.function_version.id.qualifier,
             memory_size=int(cfg.memory_size or 128),
@@ -175,16 +191,25 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         if self.stopped:
             # stop() came (startup timeout) before there was a runtime to stop
             self.runtime.stop()
-        self.executor_endpoint.container_address = "127.0.0.1"
-        self.executor_endpoint.container_port = self.runtime.control_port
         LOG.debug(
-            "Process executor %s for %s: invoke endpoint 127.0.0.1:%s, task root %s",
-            self.id,
-            self.function_version.qualified_arn,
-            self.runtime.control_port,
-            task_root,
+            "Process executor %s for %s: task root %s", self.id, self.function_version.qualified_arn, task_root
         )
-        self.executor_endpoint.wait_for_startup()
+        try:
+            self.startup.result()
+        except CancelledError as e:
+            raise ShutdownDuringStartup("Executor environment shutdown during startup") from e
+
+    def _on_ready(self) -> None:
+        _settle(self.startup, True)
+
+    def _on_init_error(self, payload: bytes) -> None:
+        _settle(self.startup, StatusErrorException("Environment startup failed", payload=payload))
+
+    def _on_result(self, request_id: str, is_error: bool, body: bytes, logs: str) -> None:
+        with self.invocations_lock:
+            future = self.invocations.get(request_id)
+        if future is not None:
+            _settle(future, InvocationResult(request_id, body, is_error=is_error, logs=logs))
 
     def _function_environment(self, env_vars: dict, task_root: str, scratch: str) -> dict[str, str]:
         """LocalStack's variables for the function, fixed up for a local process. Nothing of LocalStack's own
@@ -246,12 +271,12 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         self.stopped = True
         if self.runtime:
             self.runtime.stop()
-        try:
-            self.executor_endpoint.shutdown()
-        except Exception as e:
-            LOG.debug(
-                "Error while stopping executor endpoint of %s: %s", self.function_version.qualified_arn, e
-            )
+        # what still waits gets CancelledError, as from ExecutorEndpoint.shutdown()
+        self.startup.cancel()
+        with self.invocations_lock:
+            waiting = list(self.invocations.values())
+        for future in waiting:
+            future.cancel()
 
     # -- addresses
 
@@ -262,12 +287,27 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         return gateway_host()
 
     def get_runtime_endpoint(self) -> str:
-        return f"{gateway_url()}{self.executor_endpoint.get_endpoint_prefix()}"
+        # only for LOCALSTACK_RUNTIME_ENDPOINT, which the function does not get (INTERNAL_VARIABLES)
+        return f"{gateway_url()}{NAMESPACE}/{self.id}"
 
     # -- work
 
-    def invoke(self, payload: dict[str, str]):
-        return self.executor_endpoint.invoke(payload)
+    def invoke(self, payload: dict[str, str]) -> InvocationResult:
+        if self.runtime is None:
+            raise LambdaRuntimeException(f"Execution environment {self.id} got an invoke before it started")
+        request_id = payload["invoke-id"]
+        future: Future[InvocationResult] = Future()
+        with self.invocations_lock:
+            self.invocations[request_id] = future
+        try:
+            if self.stopped:
+                future.cancel()
+            else:
+                self.runtime.submit(payload)
+            return future.result(timeout=MAX_INVOKE_WAIT_S)
+        finally:
+            with self.invocations_lock:
+                self.invocations.pop(request_id, None)
 
     def get_logs(self) -> str:
         return self.runtime.get_logs() if self.runtime else ""
@@ -298,6 +338,17 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
             platform.machine(),
         )
         return True
+
+
+def _settle(future: Future, outcome) -> None:
+    """Set a future's result (or exception) unless it was cancelled or settled already."""
+    try:
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+    except InvalidStateError:
+        pass
 
 
 def _scratch_root() -> str:

@@ -5,10 +5,13 @@ One ``ProcessRuntime`` is one execution environment. It
 * runs the function's ``bootstrap`` as a local subprocess (its own process group, so a timeout or a stop
   kills the whole tree),
 * serves that subprocess the Lambda Runtime API (``/2018-06-01/runtime/...``) on a loopback port,
-* serves LocalStack's ``ExecutorEndpoint`` the ``POST /invoke`` endpoint on another loopback port, and
-* reports back to LocalStack exactly like the real runtime init does: ``status/<id>/ready`` or
-  ``status/<id>/error`` after init, and ``invocations/<req>/logs`` followed by ``invocations/<req>/response``
-  or ``invocations/<req>/error`` per invocation.
+* takes invocations from LocalStack with ``submit()``, in-process, and
+* reports back what the real runtime init reports over HTTP, as calls: ``on_ready`` or ``on_init_error``
+  after init, and ``on_result`` (result and log text) per invocation.
+
+The executor lives in LocalStack's own process, so nothing goes over HTTP between the two: LocalStack's
+``ExecutorEndpoint`` would cost a request to an ``/invoke`` endpoint and two callbacks through the gateway
+(``logs``, then ``response``) per invocation, most of the local invoke path's time.
 
 It enforces the function timeout (``Sandbox.Timedout``), notices a bootstrap that exits
 (``Runtime.ExitError``) and starts a fresh bootstrap on the next invocation. Every bootstrap spawn is a new
@@ -24,6 +27,7 @@ import errno
 import fcntl
 import json
 import logging
+import math
 import os
 import select
 import shutil
@@ -31,8 +35,6 @@ import signal
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -49,11 +51,6 @@ MAX_LOG_TAIL_BYTES = 64 * 1024
 # Every live runtime, so that an interpreter exit can still kill the bootstraps (see executor.py).
 LIVE_RUNTIMES: set[ProcessRuntime] = set()
 LIVE_RUNTIMES_LOCK = threading.Lock()
-
-
-def _no_proxy_opener() -> urllib.request.OpenerDirector:
-    # LocalStack's callbacks are loopback-only: never send them through an HTTP(S)_PROXY.
-    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class Invocation:
@@ -126,6 +123,24 @@ def error_payload(error_type: str, message: str) -> bytes:
     return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
 
 
+def billed_duration_ms(duration_ms: float) -> int:
+    """Lambda bills every started millisecond: the duration rounded up, at least 1 ms."""
+    return max(1, math.ceil(duration_ms))
+
+
+def peak_rss_mb(pid: int) -> int | None:
+    """The process's peak resident set size (VmHWM) in MB, what AWS's REPORT calls Max Memory Used;
+    None when it cannot be read (the process is gone, or no /proc)."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 class ProcessRuntime:
     def __init__(
         self,
@@ -135,7 +150,9 @@ class ProcessRuntime:
         task_root: str,
         env: dict[str, str],
         timeout_s: float,
-        callback_endpoint: str,
+        on_ready: Callable[[], None],
+        on_init_error: Callable[[bytes], None],
+        on_result: Callable[[str, bool, bytes, str], None],
         scratch_dir: str | None = None,
         function_version: str = "$LATEST",
         memory_size: int = 128,
@@ -149,8 +166,10 @@ class ProcessRuntime:
         :param task_root: working directory of the bootstrap (the unzipped code)
         :param env: the complete environment of the bootstrap, except AWS_LAMBDA_RUNTIME_API (added per spawn)
         :param timeout_s: function timeout in seconds
-        :param callback_endpoint: LocalStack's executor endpoint, e.g.
-            http://127.0.0.1:4566/_localstack_lambda/<runtime_id>
+        :param on_ready: called once when the first bootstrap asked for work (init done)
+        :param on_init_error: called once with the error payload when the first init failed
+        :param on_result: called once per submitted invocation (unless stopped first) with
+            (request id, is error, response or error payload, log text ending in the REPORT line)
         :param scratch_dir: removed on stop (the bootstrap's HOME/TMPDIR live there)
         :param on_spawn: called with the pid of each bootstrap started
         :param on_init_failure_logs: gets the log text of a failed first init (no invocation carries it)
@@ -160,7 +179,9 @@ class ProcessRuntime:
         self.task_root = task_root
         self.env = dict(env)
         self.timeout_s = float(timeout_s)
-        self.callback_endpoint = callback_endpoint.rstrip("/")
+        self.on_ready = on_ready
+        self.on_init_error = on_init_error
+        self.on_result = on_result
         self.scratch_dir = scratch_dir
         self.function_version = function_version
         self.memory_size = memory_size
@@ -174,8 +195,6 @@ class ProcessRuntime:
         self.generation: Generation | None = None
         self.generation_counter = 0
         self.stopped = False
-        self.control_server: ThreadingHTTPServer | None = None
-        self.opener = _no_proxy_opener()
         # one pipe for stdout+stderr of every generation, read by one thread
         self.log_read_fd = -1
         self.log_write_fd = -1
@@ -190,12 +209,8 @@ class ProcessRuntime:
 
     # ------------------------------------------------------------------ lifecycle
 
-    @property
-    def control_port(self) -> int:
-        return self.control_server.server_address[1]
-
     def start(self) -> None:
-        """Start the /invoke endpoint and the first bootstrap; report status ready/error asynchronously."""
+        """Start the first bootstrap; report on_ready/on_init_error asynchronously."""
         with LIVE_RUNTIMES_LOCK:
             LIVE_RUNTIMES.add(self)
         self.log_read_fd, self.log_write_fd = os.pipe()
@@ -206,9 +221,6 @@ class ProcessRuntime:
             target=self._read_logs_loop, name=f"lambda-process-logs-{self.runtime_id[:8]}", daemon=True
         )
         self.reader_thread.start()
-
-        self.control_server = _make_server(_ControlHandler, self)
-        _serve_in_thread(self.control_server, f"lambda-process-invoke-{self.runtime_id[:8]}")
 
         generation = self._spawn()
         threading.Thread(
@@ -223,7 +235,7 @@ class ProcessRuntime:
         if self.stopped:
             return
         if generation.initialized:
-            self._post(f"/status/{self.runtime_id}/ready", b"")
+            self.on_ready()
         else:
             payload = generation.failure_payload()
             output = self._take_logs().decode(errors="replace")
@@ -233,7 +245,7 @@ class ProcessRuntime:
                 payload.decode(errors="replace"),
                 output,
             )
-            self._post(f"/status/{self.runtime_id}/error", payload)
+            self.on_init_error(payload)
             # like AWS, the init output is logged even though no invocation ran
             if self.on_init_failure_logs:
                 try:
@@ -263,8 +275,6 @@ class ProcessRuntime:
             self.cond.notify_all()
         if generation:
             self._kill(generation)
-        if self.control_server:
-            _shutdown_server(self.control_server)
         # a respawn that was under way has finished now (it sees `stopped` and kills what it started)
         with self.spawn_lock:
             if self.generation is not None and self.generation is not generation:
@@ -421,7 +431,9 @@ class ProcessRuntime:
     # ------------------------------------------------------------------ invocations
 
     def submit(self, payload: dict) -> None:
-        """Called for LocalStack's POST /invoke. Returns at once; the result goes to the callbacks."""
+        """Hand one invocation (LocalStack's invoke payload) to the bootstrap; the result goes to
+        on_result. Blocks only while a bootstrap that died is started again (a suppressed init), which
+        the function timeout covers."""
         invocation = Invocation(
             request_id=payload["invoke-id"],
             payload=(payload.get("payload") or "").encode(),
@@ -432,12 +444,8 @@ class ProcessRuntime:
         invocation.timer = threading.Timer(self.timeout_s, self._on_timeout, args=(invocation,))
         invocation.timer.daemon = True
         invocation.timer.start()
-        threading.Thread(
-            target=self._dispatch,
-            args=(invocation,),
-            name=f"lambda-process-dispatch-{self.runtime_id[:8]}",
-            daemon=True,
-        ).start()
+        # on the caller's thread: it only waits for the result anyway, and a thread hop costs time
+        self._dispatch(invocation)
 
     def _dispatch(self, invocation: Invocation) -> None:
         generation = self._ensure_initialized(invocation)
@@ -548,13 +556,10 @@ class ProcessRuntime:
             return
         duration_ms = (time.monotonic() - invocation.accepted) * 1000
         logs = self._format_logs(invocation, duration_ms, log_suffix, status, generation)
-        self._post(
-            f"/invocations/{invocation.request_id}/logs",
-            json.dumps({"logs": logs}).encode(),
-            content_type="application/json",
-        )
-        kind = "error" if is_error else "response"
-        self._post(f"/invocations/{invocation.request_id}/{kind}", body)
+        try:
+            self.on_result(invocation.request_id, is_error, body, logs)
+        except Exception:
+            LOG.exception("Could not report the result of invocation %s", invocation.request_id)
 
     def _format_logs(
         self,
@@ -569,16 +574,13 @@ class ProcessRuntime:
             output += "\n"
         max_memory = ""
         if generation and generation.proc and not generation.dead:
-            try:
-                import psutil
-
-                max_memory = f"\tMax Memory Used: {psutil.Process(generation.proc.pid).memory_info().rss // (1024 * 1024)} MB"
-            except Exception:
-                max_memory = ""
+            peak_mb = peak_rss_mb(generation.proc.pid)
+            if peak_mb is not None:
+                max_memory = f"\tMax Memory Used: {peak_mb} MB"
         rid = invocation.request_id
         report = (
             f"REPORT RequestId: {rid}\tDuration: {duration_ms:.2f} ms\t"
-            f"Billed Duration: {int(duration_ms) + 1} ms\tMemory Size: {self.memory_size} MB{max_memory}"
+            f"Billed Duration: {billed_duration_ms(duration_ms)} ms\tMemory Size: {self.memory_size} MB{max_memory}"
         )
         if status:
             report += f"\tStatus: {status}"
@@ -656,23 +658,6 @@ class ProcessRuntime:
     def get_logs(self) -> str:
         with self.log_lock:
             return bytes(self.log_tail).decode(errors="replace")
-
-    # ------------------------------------------------------------------ callbacks to LocalStack
-
-    def _post(self, path: str, body: bytes, content_type: str = "application/octet-stream") -> None:
-        url = f"{self.callback_endpoint}{path}"
-        request = urllib.request.Request(
-            url, data=body, method="POST", headers={"Content-Type": content_type}
-        )
-        try:
-            with self.opener.open(request, timeout=30) as response:
-                response.read()
-        except urllib.error.HTTPError as e:
-            # e.g. 400 for a status error after the startup was cancelled: nothing left to tell
-            LOG.debug("Callback %s answered %s", url, e.code)
-        except Exception as e:
-            if not self.stopped:
-                LOG.warning("Callback %s to LocalStack failed: %s", url, e)
 
 
 # ---------------------------------------------------------------------- HTTP plumbing
@@ -757,25 +742,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def reply_json(self, status: int, document: dict) -> None:
         self.reply(status, json.dumps(document).encode())
-
-
-class _ControlHandler(_Handler):
-    """LocalStack's side: POST /invoke, as sent by ExecutorEndpoint.invoke()."""
-
-    def do_POST(self):  # noqa: N802
-        runtime: ProcessRuntime = self.server.context
-        body = self.read_body()
-        if self.path.rstrip("/") != "/invoke":
-            self.reply_json(404, {"errorMessage": f"unknown path {self.path}"})
-            return
-        try:
-            payload = json.loads(body)
-            runtime.submit(payload)
-        except Exception as e:
-            LOG.warning("Could not accept invocation: %s", e)
-            self.reply_json(400, {"errorMessage": str(e)})
-            return
-        self.reply(202)
 
 
 class _RuntimeApiHandler(_Handler):

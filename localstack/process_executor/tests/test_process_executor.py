@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -185,7 +187,13 @@ def test_output_reaches_cloudwatch_logs(aws, lambda_client, make_function):
     assert any(f"stdout {marker}" in m for m in messages)
     assert any(m.startswith("START RequestId:") for m in messages)
     assert any(m.startswith("END RequestId:") for m in messages)
-    assert any(m.startswith("REPORT RequestId:") for m in messages)
+    report = next(m for m in messages if m.startswith("REPORT RequestId:"))
+    fields = dict(f.split(": ", 1) for f in report[len("REPORT ") :].strip().split("\t"))
+    # billed: every started millisecond
+    duration = float(fields["Duration"].removesuffix(" ms"))
+    assert fields["Billed Duration"] == f"{max(1, math.ceil(duration))} ms", report
+    assert fields["Memory Size"] == "128 MB", report
+    assert re.fullmatch(r"[1-9]\d* MB", fields["Max Memory Used"]), report
     # init output is logged with the first invocation
     assert any("bootstrap: init done" in m for m in messages)
 
