@@ -9,6 +9,9 @@ SCHEMATHESIS_VENV := .venv/schemathesis
 SCHEMATHESIS := $(SCHEMATHESIS_VENV)/bin/schemathesis
 CHECKOV_VENV := .venv/checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
+PEERS_VENV := .venv/peers
+# A stamp: the venv's python is a symlink, which `touch` would follow.
+PEERS_STAMP := $(PEERS_VENV)/installed
 # arm64 (Graviton) is the production default; `make build ARCH=x86-64` for x86 functions.
 ARCH ?= arm64
 # The local stack runs the functions on this machine, so they are built for its architecture.
@@ -17,7 +20,7 @@ LOCAL_ARCH := $(shell uname -m | sed -e 's/aarch64/arm64/' -e 's/x86_64/x86-64/'
 TF_MIRROR := $(wildcard /opt/tf-plugins)
 TF_INIT_ARGS := $(if $(TF_MIRROR),-plugin-dir=$(TF_MIRROR))
 
-.PHONY: help local build build-local test lint release-check unit infra-check localstack-test integration schemathesis bench clean
+.PHONY: help local build build-local test lint release-check unit infra-check localstack-test integration schemathesis peers-venv bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -85,10 +88,18 @@ localstack-test:
 integration: ## The integration suite against the local stack (brings it up, or reuses a running LocalStack)
 	cargo test -p integration-tests --test integration --locked
 
-bench: ## Benchmarks (not part of `make test`): batch concurrency and sizes, store hot path, cold init
+# The Python peers of the forwarder (bench/benches/peers.rs): Powertools, awslambdaric, aiohttp.
+peers-venv: $(PEERS_STAMP)
+$(PEERS_STAMP): bench/peers/requirements.lock
+	rm -rf $(PEERS_VENV)
+	python3 -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r $<
+	@touch $@
+
+bench: $(PEERS_STAMP) ## Benchmarks (not part of `make test`): batch concurrency and sizes, store hot path, cold init, the Python peers
 	cargo build --release --bins --locked
 	cargo bench -p storeforward-bench --locked
 
 clean: ## Remove build output and the tools venvs
 	cargo clean
-	rm -rf $(TOOLS_VENV) $(SCHEMATHESIS_VENV) $(CHECKOV_VENV)
+	rm -rf $(TOOLS_VENV) $(SCHEMATHESIS_VENV) $(CHECKOV_VENV) $(PEERS_VENV)

@@ -155,6 +155,8 @@ async fn next(State(api): State<Arc<Shared>>) -> (HeaderMap, String) {
             "lambda-runtime-trace-id",
             "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0".to_owned(),
         ),
+        // awslambdaric hands a handler the raw bytes of any other type.
+        ("content-type", "application/json".to_owned()),
     ] {
         headers.insert(name, value.parse().unwrap());
     }
