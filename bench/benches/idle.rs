@@ -26,10 +26,11 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::local::{Setup, delivery_latencies, event_source_mappings, localstack_pid, post};
+use common::local::{
+    Setup, delivery_latencies, event_source_mappings, localstack_pid, post, write_result,
+};
 use common::{cpu_by_pid, cpu_spent, ms, order, percentile, process_env};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -196,11 +197,5 @@ fn main() {
         "localstack_cpu_seconds_per_idle_minute": per_idle_minute,
         "functions_cpu_seconds": run.functions_cpu,
     });
-    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
-    std::fs::create_dir_all(&out).unwrap();
-    std::fs::write(
-        out.join("idle.json"),
-        serde_json::to_string_pretty(&result).unwrap() + "\n",
-    )
-    .unwrap();
+    write_result("idle", &result);
 }

@@ -8,7 +8,8 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_sqs::config::{Credentials, SharedCredentialsProvider};
 use axum::Router;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -49,13 +50,22 @@ impl Setup {
     /// LocalStack, the backend and the stack `stack` applied with `tfvars`; `None` when cargo
     /// only lists the benches (`cargo bench -- --list`).
     pub fn start(stack: &str, tfvars: &str) -> Option<Self> {
+        Self::start_with_backend_latency(stack, tfvars, Duration::ZERO)
+    }
+
+    /// As [`Setup::start`], with a backend that answers each order after `latency`.
+    pub fn start_with_backend_latency(
+        stack: &str,
+        tfvars: &str,
+        latency: Duration,
+    ) -> Option<Self> {
         if std::env::args().any(|a| a == "--list") {
             return None;
         }
         let local = LocalStack::up();
         let rt = tokio::runtime::Runtime::new().unwrap();
         let arrivals = Arrivals::default();
-        let url = rt.block_on(backend(arrivals.clone()));
+        let url = rt.block_on(backend(arrivals.clone(), latency));
         let outputs = local.apply(stack, tfvars, &url);
         Some(Self {
             rt,
@@ -84,6 +94,14 @@ impl Setup {
 pub struct Api {
     pub url: String,
     pub key: Option<String>,
+}
+
+/// Writes a bench's result to `target/bench/<name>.json`.
+pub fn write_result(name: &str, result: &Value) {
+    let out = root().join("target/bench");
+    std::fs::create_dir_all(&out).unwrap();
+    let text = serde_json::to_string_pretty(result).unwrap() + "\n";
+    std::fs::write(out.join(format!("{name}.json")), text).unwrap();
 }
 
 /// The PID of the LocalStack `localstack/bin/start` started; it leads its own process group.
@@ -132,19 +150,21 @@ impl Drop for LocalStack {
     }
 }
 
-/// A backend on 127.0.0.1 that answers every order with 200 and notes its arrival; returns its URL.
-async fn backend(arrivals: Arrivals) -> String {
+/// A backend on 127.0.0.1 that notes each order's arrival and answers 200 after `latency`;
+/// returns its URL.
+async fn backend(arrivals: Arrivals, latency: Duration) -> String {
     let app = Router::new()
         .route(
             "/sales/save-order",
             axum::routing::post(
-                |State(log): State<Arrivals>, headers: HeaderMap| async move {
+                move |State(log): State<Arrivals>, headers: HeaderMap| async move {
                     let key = headers
                         .get("idempotency-key")
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or_default()
                         .to_owned();
                     log.lock().unwrap().push((Instant::now(), key));
+                    tokio::time::sleep(latency).await;
                     "ok"
                 },
             ),
@@ -176,15 +196,20 @@ pub fn follow(
     })
 }
 
+/// The SDK configuration for LocalStack on 127.0.0.1: `aws_sdk_<service>::Client::new(&aws())`.
+pub fn aws() -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(LOCALSTACK)
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "test", "test", None, None, "bench",
+        )))
+        .build()
+}
+
 pub fn sqs() -> aws_sdk_sqs::Client {
-    aws_sdk_sqs::Client::from_conf(
-        aws_sdk_sqs::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(LOCALSTACK)
-            .credentials_provider(Credentials::new("test", "test", None, None, "bench"))
-            .build(),
-    )
+    aws_sdk_sqs::Client::new(&aws())
 }
 
 /// Invokes a function synchronously through LocalStack's Lambda API; returns its answer.
