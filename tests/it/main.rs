@@ -16,6 +16,7 @@ mod dashboard;
 mod delivery;
 mod fifo;
 mod forwarder;
+mod ingress;
 mod metrics;
 mod ops;
 mod outage;
@@ -74,6 +75,8 @@ fn main() -> ExitCode {
         creds::orders_reach_a_backend_behind_mtls_oauth2_and_a_header_secret,
         dashboard::the_dashboard_is_applied_and_read_back,
         trace::trace_context_reaches_the_backend_and_sfctl_traces_each_order,
+        ingress::a_signed_order_on_the_function_url_is_accepted_and_delivered_byte_identical,
+        ingress::the_function_url_refuses_what_the_rest_api_refuses,
     ];
     if args.list {
         let trials = suites

@@ -5,3 +5,5 @@ backend_url = "http://127.0.0.1:9911/sales/save-order"
 forwarder_environment = {
   FAULT_PANIC_MARKER = "inject-panic"
 }
+# The function URL ingress beside the REST API, for tests/it/ingress.rs (no stack of its own).
+ingresses = ["rest", "function_url"]

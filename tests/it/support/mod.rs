@@ -305,41 +305,7 @@ impl World {
         for (k, v) in headers {
             request = request.header(*k, *v);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| format!("request failed: {e}"))?;
-        let status = response.status().as_u16();
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let (retry_after, allow, content_type, request_id, traceparent) = (
-            header("retry-after"),
-            header("allow"),
-            header("content-type"),
-            header("x-request-id"),
-            header("traceparent"),
-        );
-        let text = response.text().await.map_err(|e| e.to_string())?;
-        let json = if head && text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text)
-                .map_err(|e| format!("{status} with a non-JSON body {text:?}: {e}"))?
-        };
-        Ok(Answer {
-            status,
-            retry_after,
-            allow,
-            content_type,
-            request_id,
-            traceparent,
-            json,
-        })
+        answer(request, head).await
     }
 
     /// POSTs a valid order that must be accepted; returns its idempotency key.
@@ -619,6 +585,24 @@ impl World {
         ))
     }
 
+    /// A function's URL configuration (`GetFunctionUrlConfig`): `FunctionUrl`, `AuthType`,
+    /// `InvokeMode`, `Cors`.
+    pub async fn function_url_config(&self, function: &str) -> Result<Value, String> {
+        let response = self
+            .http
+            .get(format!("{LOCALSTACK}/2021-10-31/functions/{function}/url"))
+            .header("authorization", authorization("lambda"))
+            .send()
+            .await
+            .map_err(|e| format!("{function}'s URL configuration: {e}"))?;
+        let status = response.status().as_u16();
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        if status != 200 {
+            return Err(format!("{function}'s URL configuration: {status} {text}"));
+        }
+        serde_json::from_str(&text).map_err(|e| format!("{function}'s URL configuration: {e}"))
+    }
+
     /// A function's environment variables (`GetFunctionConfiguration`).
     pub async fn function_environment(&self, function: &str) -> Result<Value, String> {
         Ok(self.function_configuration(function, None).await?["Environment"]["Variables"].clone())
@@ -731,6 +715,46 @@ pub struct Answer {
     /// The store's W3C `traceparent`: its span of the order's trace.
     pub traceparent: Option<String>,
     pub json: Value,
+}
+
+/// Sends a request to an ingress and reads the answer, which must have a JSON body (unless it
+/// is to `HEAD`).
+pub async fn answer(request: reqwest::RequestBuilder, head: bool) -> Result<Answer, String> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| format!("request failed: {e}"))?;
+    let status = response.status().as_u16();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (retry_after, allow, content_type, request_id, traceparent) = (
+        header("retry-after"),
+        header("allow"),
+        header("content-type"),
+        header("x-request-id"),
+        header("traceparent"),
+    );
+    let text = response.text().await.map_err(|e| e.to_string())?;
+    let json = if head && text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text)
+            .map_err(|e| format!("{status} with a non-JSON body {text:?}: {e}"))?
+    };
+    Ok(Answer {
+        status,
+        retry_after,
+        allow,
+        content_type,
+        request_id,
+        traceparent,
+        json,
+    })
 }
 
 /// Polls `check` every 250 ms until it yields a value or `timeout` passes.
