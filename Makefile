@@ -96,9 +96,12 @@ $(PEERS_STAMP): bench/peers/requirements.lock
 	$(PEERS_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r $<
 	@touch $@
 
-bench: $(PEERS_STAMP) ## Benchmarks (not part of `make test`): batch concurrency and sizes, store hot path, cold init, the Python peers
+# The order matters: the cost table (cost) prices the Python peers' invoke times that peers writes.
+BENCHES := batch batch_sizes store init peers cost invoke idle throttle pipeline
+bench: $(PEERS_STAMP) ## Benchmarks (not part of `make test`): the forwarder's batches, store hot path, cold init, the Python peers, the cost per million orders, and on the local stack the invoke path, idle -> delivered, throttling, the pipeline
+	@n=$$(ls bench/benches/*.rs | wc -l); [ $$n -eq $(words $(BENCHES)) ] || { echo "make bench: BENCHES names $(words $(BENCHES)) of the $$n benches in bench/benches" >&2; exit 1; }
 	cargo build --release --bins --locked
-	cargo bench -p storeforward-bench --locked
+	set -e; for b in $(BENCHES); do cargo bench -p storeforward-bench --locked --bench $$b; done
 
 clean: ## Remove build output and the tools venvs
 	cargo clean
