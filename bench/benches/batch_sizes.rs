@@ -172,25 +172,8 @@ fn plot(results: &[(usize, usize, usize, Duration, u64)]) {
             .filter(|r| r.0 == messages && r.2 < 1024)
             .map(|r| (r.1 as f64, r.0 as f64 / r.3.as_secs_f64()))
             .collect();
-        chart
-            .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
-            .unwrap()
-            .label(format!("batch of {messages}"))
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], colour.stroke_width(2)));
-        chart
-            .draw_series(
-                points
-                    .into_iter()
-                    .map(|p| Circle::new(p, 4, colour.filled())),
-            )
-            .unwrap();
+        common::line_with_points(&mut chart, points, colour, format!("batch of {messages}"));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .border_style(BLACK.mix(0.2))
-        .background_style(WHITE)
-        .draw()
-        .unwrap();
+    common::legend(&mut chart);
     root.present().unwrap();
 }

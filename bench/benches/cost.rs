@@ -18,8 +18,9 @@
 //!
 //! - this project behind the REST API (the default), behind an HTTP API, behind a Lambda Function
 //!   URL;
-//! - API Gateway REST → SQS (service integration) → EventBridge Pipes → API destination (neither
-//!   Pipes nor API destinations run on LocalStack community: computed from prices only);
+//! - API Gateway (REST, or an HTTP API) → SQS (service integration) → EventBridge Pipes → API
+//!   destination (neither Pipes nor API destinations run on LocalStack community: computed from
+//!   prices only);
 //! - the forwarder replaced by the Powertools peers, from `target/bench/peers.json` (the invoke
 //!   times of `bench/benches/peers.rs` at Lambda's 128 MB CPU share; run that bench first).
 //!
@@ -333,13 +334,16 @@ fn scenarios(phase: &Phase) -> Vec<Value> {
         ]
     };
     // API destinations cannot take batches, so the pipe reads one message at a time: a
-    // ReceiveMessage and a DeleteMessage per order besides the SendMessage.
-    let pipes = [
-        ("API Gateway REST", REST_API.usd),
-        ("SQS", 3.0 * SQS_REQUEST.usd),
-        ("EventBridge Pipes", PIPES.usd),
-        ("API destination", API_DESTINATION.usd),
-    ];
+    // ReceiveMessage and a DeleteMessage per order besides the SendMessage (an API Gateway
+    // service integration: REST's, or an HTTP API's SQS-SendMessage).
+    let pipes = |ingress: Line| {
+        vec![
+            ingress,
+            ("SQS", 3.0 * SQS_REQUEST.usd),
+            ("EventBridge Pipes", PIPES.usd),
+            ("API destination", API_DESTINATION.usd),
+        ]
+    };
     vec![
         scenario(
             "this project, REST API",
@@ -352,7 +356,11 @@ fn scenarios(phase: &Phase) -> Vec<Value> {
         scenario("this project, Function URL", &ours(("Function URL", 0.0))),
         scenario(
             "API Gateway REST -> SQS -> Pipes -> API destination (prices only)",
-            &pipes,
+            &pipes(("API Gateway REST", REST_API.usd)),
+        ),
+        scenario(
+            "API Gateway HTTP API -> SQS -> Pipes -> API destination (prices only)",
+            &pipes(("API Gateway HTTP API", HTTP_API.usd)),
         ),
     ]
 }

@@ -676,29 +676,9 @@ fn plot(all: &[Figures]) {
             if points.is_empty() {
                 continue;
             }
-            let colour = *colour;
-            chart
-                .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
-                .unwrap()
-                .label(contestant.name())
-                .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 16, y)], colour.stroke_width(2))
-                });
-            chart
-                .draw_series(
-                    points
-                        .into_iter()
-                        .map(|p| Circle::new(p, 4, colour.filled())),
-                )
-                .unwrap();
+            common::line_with_points(&mut chart, points, *colour, contestant.name());
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .border_style(BLACK.mix(0.2))
-            .background_style(WHITE)
-            .draw()
-            .unwrap();
+        common::legend(&mut chart);
     }
     root.present().unwrap();
 }

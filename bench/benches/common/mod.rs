@@ -141,3 +141,44 @@ pub fn process_env(pid: u32, name: &str) -> Option<String> {
         .find(|(key, value)| *key == name && !value.is_empty())
         .map(|(_, value)| value.to_owned())
 }
+
+/// Draws `points` as a line with a dot on each, named `label` in the legend.
+pub fn line_with_points<'a, DB, CT>(
+    chart: &mut plotters::chart::ChartContext<'a, DB, CT>,
+    points: Vec<(f64, f64)>,
+    colour: plotters::style::RGBColor,
+    label: impl Into<String>,
+) where
+    DB: plotters::prelude::DrawingBackend + 'a,
+    CT: plotters::coord::CoordTranslate<From = (f64, f64)>,
+{
+    use plotters::prelude::*;
+    chart
+        .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
+        .unwrap()
+        .label(label)
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], colour.stroke_width(2)));
+    chart
+        .draw_series(
+            points
+                .into_iter()
+                .map(|p| Circle::new(p, 4, colour.filled())),
+        )
+        .unwrap();
+}
+
+/// The legend, in the upper left corner as in every plot of the benches.
+pub fn legend<'a, DB, CT>(chart: &mut plotters::chart::ChartContext<'a, DB, CT>)
+where
+    DB: plotters::prelude::DrawingBackend + 'a,
+    CT: plotters::coord::CoordTranslate,
+{
+    use plotters::prelude::*;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .border_style(BLACK.mix(0.2))
+        .background_style(WHITE)
+        .draw()
+        .unwrap();
+}
