@@ -12,7 +12,7 @@ use aws_sdk_sqs::config::{BehaviorVersion, Region};
 use axum::Router;
 use axum::routing::post;
 use criterion::{Criterion, criterion_group, criterion_main};
-use forwarder::{BackendSettings, Forwarder, HttpBackend};
+use forwarder::{BackendSettings, Event, Forwarder, HttpBackend};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use storeforward_core::batch::{AfterPermanent, Policy};
@@ -82,13 +82,13 @@ fn forwarder(url: &str, max_in_flight: usize) -> Forwarder<HttpBackend> {
     }
 }
 
-fn event(payload: &Value) -> LambdaEvent<Value> {
+fn event(payload: &Value) -> LambdaEvent<Event> {
     let mut ctx = Context::default();
     ctx.deadline = (std::time::SystemTime::now() + Duration::from_secs(900))
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64;
-    LambdaEvent::new(payload.clone(), ctx)
+    LambdaEvent::new(Event::try_from(payload.clone()).unwrap(), ctx)
 }
 
 fn batch_of_ten(c: &mut Criterion) {

@@ -5,7 +5,10 @@ use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 use lambda_runtime::{Context, Error, LambdaEvent};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use storeforward_control::AwsSwitch;
 use storeforward_core::batch::{Backend, Message, Outcome, Policy, Tally};
 use storeforward_core::breaker::{Breaker, Switch};
@@ -15,6 +18,41 @@ use storeforward_core::poll::{Circuit, Limits, Source, on_batch, on_tickets, sch
 use storeforward_sqs::{SqsSource, is_fifo};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
+
+/// What a forwarder is invoked with: an SQS batch, its records kept as raw JSON until each is
+/// read (a batch of 1,000 records never becomes one `serde_json::Value` tree), or anything else,
+/// which must be a scheduled event.
+#[derive(Debug)]
+pub enum Event {
+    Sqs(Vec<Box<RawValue>>),
+    Other(Value),
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Batch {
+            #[serde(rename = "Records")]
+            records: Vec<Box<RawValue>>,
+        }
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        match serde_json::from_str::<Batch>(raw.get()) {
+            Ok(batch) => Ok(Self::Sqs(batch.records)),
+            Err(_) => serde_json::from_str(raw.get())
+                .map(Self::Other)
+                .map_err(D::Error::custom),
+        }
+    }
+}
+
+/// An event built in code (tests, benches) reads as Lambda's would.
+impl TryFrom<Value> for Event {
+    type Error = serde_json::Error;
+
+    fn try_from(value: Value) -> Result<Self, Self::Error> {
+        serde_json::from_str(&value.to_string())
+    }
+}
 
 /// The forwarder's dependencies, built once at cold start.
 #[derive(Debug)]
@@ -35,25 +73,29 @@ impl<B: Backend, W: Switch> Forwarder<B, W> {
     /// Handles an SQS event (answering `batchItemFailures`) or a scheduled event (polling the
     /// queues and answering a [`Tally`]); either way the invocation's metrics go to the log
     /// stream (EMF).
-    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {
+    pub async fn handle(&self, event: LambdaEvent<Event>) -> Result<Value, Error> {
         let deadline = deadline_of(&event.context);
         let time_left_ms = (deadline - Instant::now()).as_millis() as u64;
         info!(time_left_ms, "invocation");
         let backend = Measured::new(&self.backend);
-        let mut payload = event.payload;
-        let (answer, tally) = if let Some(records) = payload.get_mut("Records") {
-            let (response, tally) = self
-                .on_sqs_event(&backend, records.take(), deadline)
-                .await?;
-            (serde_json::to_value(response)?, tally)
-        } else if is_poll_trigger(&payload) {
-            let tally = self.poll(&backend, deadline).await;
-            (serde_json::to_value(tally)?, tally)
-        } else {
-            return Err(
-                "unsupported event: expected an SQS event (Records) or an EventBridge scheduled event"
-                    .into(),
-            );
+        let (answer, tally) = match event.payload {
+            Event::Sqs(records) => {
+                let (response, tally) = self.on_sqs_event(&backend, records, deadline).await?;
+                (serde_json::to_value(response)?, tally)
+            }
+            Event::Other(payload) if payload.get("Records").is_some() => {
+                return Err("Records is not an array".into());
+            }
+            Event::Other(payload) if is_poll_trigger(&payload) => {
+                let tally = self.poll(&backend, deadline).await;
+                (serde_json::to_value(tally)?, tally)
+            }
+            Event::Other(_) => {
+                return Err(
+                    "unsupported event: expected an SQS event (Records) or an EventBridge scheduled event"
+                        .into(),
+                );
+            }
         };
         let base = Document::new(&event.context.env_config.function_name)
             .property("RequestId", &event.context.request_id);
@@ -67,32 +109,35 @@ impl<B: Backend, W: Switch> Forwarder<B, W> {
     async fn on_sqs_event(
         &self,
         backend: &impl Backend,
-        records: Value,
+        records: Vec<Box<RawValue>>,
         deadline: Instant,
     ) -> Result<(SqsBatchResponse, Tally), Error> {
-        let Value::Array(records) = records else {
-            return Err("Records is not an array".into());
-        };
         let mut failed: Vec<String> = Vec::new();
         let mut seen = HashSet::new();
         let mut batches: Vec<(SqsSource, Vec<Message>)> = Vec::new();
-        for record in records {
-            let Some(id) = record
-                .get("messageId")
-                .and_then(Value::as_str)
-                .filter(|id| !id.is_empty())
-            else {
+        for raw in records {
+            // Each record is read on its own and its raw text dropped once it is a message.
+            let record = serde_json::from_str::<SqsMessage>(raw.get());
+            let id = match &record {
+                Ok(record) => record.message_id.clone(),
+                Err(_) => serde_json::from_str::<Value>(raw.get())
+                    .ok()
+                    .and_then(|v| Some(v.get("messageId")?.as_str()?.to_owned())),
+            };
+            let Some(id) = id.filter(|id| !id.is_empty()) else {
                 error!(
                     "SQS record without a messageId; failing the whole batch so that nothing is lost"
                 );
                 return Err("SQS record without a messageId".into());
             };
-            let id = id.to_owned();
             if !seen.insert(id.clone()) {
                 warn!(message_id = %id, "record repeated within the batch; handled once");
                 continue;
             }
-            match to_message(record) {
+            match record
+                .map_err(|e| format!("not an SQS record: {e}"))
+                .and_then(to_message)
+            {
                 Ok((arn, message)) => {
                     let source = self.source_of(arn.as_deref());
                     match batches.iter_mut().find(|(s, _)| s.url() == source.url()) {
@@ -235,10 +280,8 @@ fn deadline_of(context: &Context) -> Instant {
     Instant::now() + left
 }
 
-/// One raw record as a domain message, with its `eventSourceARN`.
-fn to_message(record: Value) -> Result<(Option<String>, Message), String> {
-    let record: SqsMessage =
-        serde_json::from_value(record).map_err(|e| format!("not an SQS record: {e}"))?;
+/// One record as a domain message, with its `eventSourceARN`.
+fn to_message(record: SqsMessage) -> Result<(Option<String>, Message), String> {
     let id = record.message_id.unwrap_or_default();
     let receipt_handle = record.receipt_handle.ok_or("record has no receiptHandle")?;
     let body = record.body.ok_or("record has no body")?;

@@ -12,13 +12,12 @@ mod secret;
 
 pub use backend::{BackendSettings, HttpBackend, Signer};
 pub use config::{BreakerSettings, Config, FailureAction, SecretSettings};
-pub use handler::Forwarder;
+pub use handler::{Event, Forwarder};
 pub use secret::SecretSource;
 
 use credentials::Credentials;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use secret::SecretReader;
-use serde_json::Value;
 use storeforward_control::AwsSwitch;
 use storeforward_core::breaker::Breaker;
 use storeforward_sqs::SqsSource;
@@ -125,7 +124,7 @@ pub async fn init(mut config: Config) -> Result<Ready, Error> {
 /// Serves events until the runtime stops.
 pub async fn serve(Ready(forwarder, server): Ready) -> Result<(), Error> {
     let (forwarder, server) = (&forwarder, &server);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
         forwarder.handle(event).instrument(server.span()).await
     }))
     .await

@@ -14,7 +14,7 @@ use aws_sdk_sqs::operation::receive_message::ReceiveMessageOutput;
 use aws_sdk_sqs::operation::send_message::SendMessageOutput;
 use aws_sdk_sqs::types::{Message as SdkMessage, MessageSystemAttributeName, QueueAttributeName};
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
-use forwarder::Forwarder;
+use forwarder::{Event, Forwarder};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use storeforward_core::batch::Policy;
@@ -96,8 +96,8 @@ fn record(id: &str, arn: &str, group: Option<&str>) -> Value {
     r
 }
 
-fn sqs_event(records: Vec<Value>) -> LambdaEvent<Value> {
-    LambdaEvent::new(
+fn sqs_event(records: Vec<Value>) -> LambdaEvent<Event> {
+    lambda_event(
         json!({ "Records": records }),
         context(Duration::from_secs(60)),
     )
@@ -149,7 +149,7 @@ async fn only_failed_messages_are_reported_and_each_is_settled() {
 #[tokio::test]
 async fn the_unmodified_fixture_is_delivered() {
     let fw = forwarder(ScriptedBackend::answering(status(204)), &[], QUEUE);
-    let event = LambdaEvent::new(
+    let event = lambda_event(
         serde_json::from_str(SQS_EVENT).unwrap(),
         context(Duration::from_secs(60)),
     );
@@ -193,7 +193,7 @@ async fn a_record_without_an_id_fails_the_invocation_rather_than_lose_it() {
 #[tokio::test]
 async fn messages_that_cannot_finish_before_the_deadline_are_reported_untried() {
     let fw = forwarder(ScriptedBackend::answering(status(200)), &[], QUEUE);
-    let event = LambdaEvent::new(
+    let event = lambda_event(
         json!({ "Records": [record("m1", ARN, None), record("m2", ARN, None)] }),
         context(Duration::from_millis(500)),
     );
@@ -277,7 +277,7 @@ async fn a_scheduled_event_drains_the_queue_then_the_failover_queue() {
     let backend = ScriptedBackend::answering(status(200)).with("p2", [status(502)]);
     let fw = forwarder(backend, &[&primary, &failover, &delete, &visibility], QUEUE);
 
-    let event = LambdaEvent::new(
+    let event = lambda_event(
         serde_json::from_str(SCHEDULE).unwrap(),
         context(Duration::from_secs(60)),
     );
@@ -320,10 +320,7 @@ async fn the_poll_stops_at_the_message_cap() {
     );
     fw.poll.max_messages = Some(2);
     let tally = fw
-        .handle(LambdaEvent::new(
-            json!({}),
-            context(Duration::from_secs(60)),
-        ))
+        .handle(lambda_event(json!({}), context(Duration::from_secs(60))))
         .await
         .unwrap();
     assert_eq!(tally["received"], 2);
@@ -337,12 +334,29 @@ async fn the_poll_stops_at_the_message_cap() {
 #[tokio::test]
 async fn other_events_are_refused() {
     let fw = forwarder(ScriptedBackend::answering(status(200)), &[], QUEUE);
-    let event = LambdaEvent::new(
+    let event = lambda_event(
         json!({"httpMethod": "POST"}),
         context(Duration::from_secs(60)),
     );
     let err = fw.handle(event).await.unwrap_err();
     assert!(err.to_string().contains("unsupported event"), "{err}");
+}
+
+#[tokio::test]
+async fn records_that_are_not_an_array_or_not_objects_fail_the_invocation() {
+    let fw = forwarder(ScriptedBackend::answering(status(200)), &[], QUEUE);
+    for (payload, expected) in [
+        (
+            json!({"Records": {"messageId": "m1"}}),
+            "Records is not an array",
+        ),
+        (json!({"Records": ["m1"]}), "without a messageId"),
+        (json!({"Records": [null]}), "without a messageId"),
+    ] {
+        let event = lambda_event(payload.clone(), context(Duration::from_secs(60)));
+        let err = fw.handle(event).await.unwrap_err();
+        assert!(err.to_string().contains(expected), "{payload}: {err}");
+    }
 }
 
 #[tokio::test]
@@ -352,7 +366,7 @@ async fn an_emulator_deadline_given_as_time_left_is_honoured() {
     let mut ctx = Context::default();
     ctx.deadline = 600_000;
     let response = fw
-        .handle(LambdaEvent::new(
+        .handle(lambda_event(
             json!({ "Records": [record("m1", ARN, None)] }),
             ctx,
         ))
@@ -430,4 +444,9 @@ async fn a_batch_that_opens_the_circuit_parks_one_holds_the_rest_and_switches_of
     let switch = &fw.circuit.as_ref().unwrap().0;
     assert!(!switch.consuming());
     assert!(matches!(switch.state(), DeliveryState::Open { .. }));
+}
+
+/// An event as Lambda would hand it over: `payload` read from its JSON text.
+fn lambda_event(payload: Value, context: Context) -> LambdaEvent<Event> {
+    LambdaEvent::new(Event::try_from(payload).unwrap(), context)
 }
