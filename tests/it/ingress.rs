@@ -98,7 +98,8 @@ pub async fn a_signed_order_on_the_function_url_is_accepted_and_delivered_byte_i
     w: &World,
 ) -> Outcome {
     let stack = w.stack(StackKind::Standard)?;
-    let url = stack.output("function_url");
+    // As LocalStack reports it; `function_url` is the form it routes (scripts/apply-local).
+    let url = stack.output("aws_function_url");
     let config = w
         .function_url_config(stack.output("store_function_name"))
         .await?;
