@@ -1,11 +1,12 @@
 //! Lambda events ⇄ domain: SQS batches (partial batch failures) and scheduled polls.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
 use lambda_runtime::{Context, Error, LambdaEvent};
-use serde::de::Error as _;
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -19,29 +20,87 @@ use storeforward_sqs::{SqsSource, is_fifo};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
-/// What a forwarder is invoked with: an SQS batch, its records kept as raw JSON until each is
-/// read (a batch of 1,000 records never becomes one `serde_json::Value` tree), or anything else,
-/// which must be a scheduled event.
+/// What a forwarder is invoked with: an SQS batch, each record read into a [`Message`] as the
+/// event is deserialized (the event's text is never copied whole, nor held as one
+/// `serde_json::Value` tree), or any other object, which must be a scheduled event.
 #[derive(Debug)]
 pub enum Event {
-    Sqs(Vec<Box<RawValue>>),
+    Sqs(Vec<Record>),
     Other(Value),
+}
+
+/// One record of an SQS batch: a message with the queue it came from (`eventSourceARN`), or why
+/// it is not one, with its `messageId` if it has one.
+#[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "nearly every record is read; boxing the message would cost an allocation for each"
+)]
+pub enum Record {
+    Read {
+        source_arn: Option<String>,
+        message: Message,
+    },
+    Malformed {
+        id: Option<String>,
+        reason: String,
+    },
 }
 
 impl<'de> Deserialize<'de> for Event {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        struct Batch {
-            #[serde(rename = "Records")]
-            records: Vec<Box<RawValue>>,
+        deserializer.deserialize_map(EventVisitor)
+    }
+}
+
+struct EventVisitor;
+
+impl<'de> Visitor<'de> for EventVisitor {
+    type Value = Event;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an SQS event (Records) or an EventBridge scheduled event")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Event, A::Error> {
+        let mut other = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "Records" {
+                let records = map.next_value_seed(RecordsVisitor)?;
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                return Ok(Event::Sqs(records));
+            }
+            other.insert(key, map.next_value()?);
         }
-        let raw = Box::<RawValue>::deserialize(deserializer)?;
-        match serde_json::from_str::<Batch>(raw.get()) {
-            Ok(batch) => Ok(Self::Sqs(batch.records)),
-            Err(_) => serde_json::from_str(raw.get())
-                .map(Self::Other)
-                .map_err(D::Error::custom),
+        Ok(Event::Other(Value::Object(other)))
+    }
+}
+
+/// `Records`: an array, each element read on its own, so that one malformed record is reported
+/// as failed instead of failing the batch.
+struct RecordsVisitor;
+
+impl<'de> DeserializeSeed<'de> for RecordsVisitor {
+    type Value = Vec<Record>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RecordsVisitor {
+    type Value = Vec<Record>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("Records as an array of SQS records")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Record>, A::Error> {
+        let mut records = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
+            records.push(Record::read(&raw));
         }
+        Ok(records)
     }
 }
 
@@ -83,9 +142,6 @@ impl<B: Backend, W: Switch> Forwarder<B, W> {
                 let (response, tally) = self.on_sqs_event(&backend, records, deadline).await?;
                 (serde_json::to_value(response)?, tally)
             }
-            Event::Other(payload) if payload.get("Records").is_some() => {
-                return Err("Records is not an array".into());
-            }
             Event::Other(payload) if is_poll_trigger(&payload) => {
                 let tally = self.poll(&backend, deadline).await;
                 (serde_json::to_value(tally)?, tally)
@@ -109,20 +165,19 @@ impl<B: Backend, W: Switch> Forwarder<B, W> {
     async fn on_sqs_event(
         &self,
         backend: &impl Backend,
-        records: Vec<Box<RawValue>>,
+        records: Vec<Record>,
         deadline: Instant,
     ) -> Result<(SqsBatchResponse, Tally), Error> {
         let mut failed: Vec<String> = Vec::new();
         let mut seen = HashSet::new();
         let mut batches: Vec<(SqsSource, Vec<Message>)> = Vec::new();
-        for raw in records {
-            // Each record is read on its own and its raw text dropped once it is a message.
-            let record = serde_json::from_str::<SqsMessage>(raw.get());
-            let id = match &record {
-                Ok(record) => record.message_id.clone(),
-                Err(_) => serde_json::from_str::<Value>(raw.get())
-                    .ok()
-                    .and_then(|v| Some(v.get("messageId")?.as_str()?.to_owned())),
+        for record in records {
+            let (id, record) = match record {
+                Record::Read {
+                    source_arn,
+                    message,
+                } => (Some(message.id.clone()), Ok((source_arn, message))),
+                Record::Malformed { id, reason } => (id, Err(reason)),
             };
             let Some(id) = id.filter(|id| !id.is_empty()) else {
                 error!(
@@ -134,10 +189,7 @@ impl<B: Backend, W: Switch> Forwarder<B, W> {
                 warn!(message_id = %id, "record repeated within the batch; handled once");
                 continue;
             }
-            match record
-                .map_err(|e| format!("not an SQS record: {e}"))
-                .and_then(to_message)
-            {
+            match record {
                 Ok((arn, message)) => {
                     let source = self.source_of(arn.as_deref());
                     match batches.iter_mut().find(|(s, _)| s.url() == source.url()) {
@@ -280,26 +332,84 @@ fn deadline_of(context: &Context) -> Instant {
     Instant::now() + left
 }
 
-/// One record as a domain message, with its `eventSourceARN`.
-fn to_message(record: SqsMessage) -> Result<(Option<String>, Message), String> {
-    let id = record.message_id.unwrap_or_default();
-    let receipt_handle = record.receipt_handle.ok_or("record has no receiptHandle")?;
-    let body = record.body.ok_or("record has no body")?;
-    let attributes = &record.message_attributes;
+/// The parts of an SQS record the forwarder reads; the rest is skipped unread.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SqsRecord {
+    message_id: Option<String>,
+    receipt_handle: Option<String>,
+    body: Option<String>,
+    attributes: Option<SystemAttributes>,
+    message_attributes: Option<HashMap<String, MessageAttribute>>,
+    #[serde(rename = "eventSourceARN")]
+    event_source_arn: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SystemAttributes {
+    approximate_receive_count: Option<String>,
+    message_group_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MessageAttribute {
+    string_value: Option<String>,
+}
+
+impl Record {
+    /// One record from its JSON text.
+    fn read(raw: &RawValue) -> Self {
+        let mut record = match serde_json::from_str::<SqsRecord>(raw.get()) {
+            Ok(record) => record,
+            Err(e) => {
+                return Record::Malformed {
+                    id: serde_json::from_str::<Value>(raw.get())
+                        .ok()
+                        .and_then(|v| Some(v.get("messageId")?.as_str()?.to_owned())),
+                    reason: format!("not an SQS record: {e}"),
+                };
+            }
+        };
+        let Some(id) = record.message_id.take().filter(|id| !id.is_empty()) else {
+            return Record::Malformed {
+                id: None,
+                reason: "record has no messageId".into(),
+            };
+        };
+        to_message(id, record).unwrap_or_else(|(id, reason)| Record::Malformed {
+            id: Some(id),
+            reason: reason.into(),
+        })
+    }
+}
+
+/// One record as a domain message, or why it is not one (with its id back).
+fn to_message(id: String, record: SqsRecord) -> Result<Record, (String, &'static str)> {
+    let Some(receipt_handle) = record.receipt_handle else {
+        return Err((id, "record has no receiptHandle"));
+    };
+    let Some(body) = record.body else {
+        return Err((id, "record has no body"));
+    };
+    let attributes = record.message_attributes.unwrap_or_default();
     let envelope =
         Envelope::from_attributes(|name| attributes.get(name)?.string_value.as_deref(), &id);
-    let receive_count = record
-        .attributes
-        .get("ApproximateReceiveCount")
-        .and_then(|n| n.parse().ok())
+    let system = record.attributes;
+    let receive_count = system
+        .as_ref()
+        .and_then(|a| a.approximate_receive_count.as_deref()?.parse().ok())
         .unwrap_or(1);
-    let message = Message {
-        group_id: record.attributes.get("MessageGroupId").cloned(),
-        id,
-        receipt_handle,
-        body,
-        envelope,
-        receive_count,
-    };
-    Ok((record.event_source_arn, message))
+    Ok(Record::Read {
+        source_arn: record.event_source_arn,
+        message: Message {
+            group_id: system.and_then(|a| a.message_group_id),
+            id,
+            receipt_handle,
+            body,
+            envelope,
+            receive_count,
+        },
+    })
 }

@@ -12,7 +12,7 @@ mod secret;
 
 pub use backend::{BackendSettings, HttpBackend, Signer};
 pub use config::{BreakerSettings, Config, FailureAction, SecretSettings};
-pub use handler::{Event, Forwarder};
+pub use handler::{Event, Forwarder, Record};
 pub use secret::SecretSource;
 
 use credentials::Credentials;

@@ -14,7 +14,7 @@ use aws_sdk_sqs::operation::receive_message::ReceiveMessageOutput;
 use aws_sdk_sqs::operation::send_message::SendMessageOutput;
 use aws_sdk_sqs::types::{Message as SdkMessage, MessageSystemAttributeName, QueueAttributeName};
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
-use forwarder::{Event, Forwarder};
+use forwarder::{Event, Forwarder, Record};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use storeforward_core::batch::Policy;
@@ -344,19 +344,50 @@ async fn other_events_are_refused() {
 
 #[tokio::test]
 async fn records_that_are_not_an_array_or_not_objects_fail_the_invocation() {
+    // Not an array: the event does not deserialize, and Lambda reports that as the error.
+    let err = Event::try_from(json!({"Records": {"messageId": "m1"}})).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("expected Records as an array of SQS records"),
+        "{err}"
+    );
     let fw = forwarder(ScriptedBackend::answering(status(200)), &[], QUEUE);
-    for (payload, expected) in [
-        (
-            json!({"Records": {"messageId": "m1"}}),
-            "Records is not an array",
-        ),
-        (json!({"Records": ["m1"]}), "without a messageId"),
-        (json!({"Records": [null]}), "without a messageId"),
-    ] {
+    for payload in [json!({"Records": ["m1"]}), json!({"Records": [null]})] {
         let event = lambda_event(payload.clone(), context(Duration::from_secs(60)));
         let err = fw.handle(event).await.unwrap_err();
-        assert!(err.to_string().contains(expected), "{payload}: {err}");
+        assert!(
+            err.to_string().contains("without a messageId"),
+            "{payload}: {err}"
+        );
     }
+}
+
+#[tokio::test]
+async fn an_sqs_event_is_read_record_by_record_whatever_its_other_keys() {
+    // Keys before and after Records are ignored; a record that is not an SQS record is
+    // reported with its id, the others delivered.
+    let mut malformed = record("m2", ARN, None);
+    malformed["body"] = json!(42);
+    let payload = json!({
+        "before": {"nested": [1, 2]},
+        "Records": [record("m1", ARN, None), malformed],
+        "after": "x"
+    });
+    let Event::Sqs(records) = Event::try_from(payload.clone()).unwrap() else {
+        panic!("not read as an SQS event");
+    };
+    assert!(matches!(&records[0], Record::Read { message, .. } if message.id == "m1"));
+    assert!(
+        matches!(&records[1], Record::Malformed { id: Some(id), reason } if id == "m2" && reason.contains("not an SQS record")),
+        "{records:?}"
+    );
+    let fw = forwarder(ScriptedBackend::answering(status(200)), &[], QUEUE);
+    let response = fw
+        .handle(lambda_event(payload, context(Duration::from_secs(60))))
+        .await
+        .unwrap();
+    assert_eq!(failures(&response), ["m2"]);
+    assert_eq!(fw.backend.calls(), ["m1"]);
 }
 
 #[tokio::test]
