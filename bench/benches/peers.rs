@@ -4,8 +4,9 @@
 //! Python Runtime Interface Client (awslambdaric). The same batches of 1 KiB records go to the
 //! same backend on 127.0.0.1 answering in 100 ms, through the same Runtime API stand-in,
 //! interleaved round-robin in one run. Per contestant and batch size: cold init (spawn to first
-//! `/next`), the first and the warm invoke times, CPU time (utime and stime) per invoke, peak RSS
-//! (`VmHWM`); every delivery is checked. Where a cgroup v1 `cpu` controller is writable (root),
+//! `/next`), the first and the warm invoke times, CPU time per invoke (each process's `cpuacct`
+//! cgroup, in nanoseconds, where that controller is writable; else `/proc` in 10 ms ticks), peak
+//! RSS (`VmHWM`); every delivery is checked. Where a cgroup v1 `cpu` controller is writable (root),
 //! again at Lambda's CPU share for 128 MB and 1,769 MB. Build first: `cargo build --release
 //! --bins` and `make peers-venv` (`make bench` does both). Writes `target/bench/peers.json` and
 //! the plot `docs/bench/peers.svg`. `PEERS_MAX_IN_FLIGHT` sets the cap for ours and the async
@@ -39,6 +40,7 @@ const SIZES: [usize; 3] = [10, 100, 1_000];
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(900);
 const INIT_TIMEOUT: Duration = Duration::from_secs(120);
 const CGROUP_CPU: &str = "/sys/fs/cgroup/cpu";
+const CGROUP_CPUACCT: &str = "/sys/fs/cgroup/cpuacct";
 const CFS_PERIOD_US: u64 = 100_000;
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -196,19 +198,28 @@ impl Batch {
     }
 }
 
-/// A contestant's process, in its own cgroup when the CPU setting has a quota; killed and its
-/// cgroup removed on drop, also when the bench fails.
+/// A contestant's process, in its own cgroups; killed and its cgroups removed on drop, also when
+/// the bench fails.
 struct Process {
     child: Child,
-    cgroup: Option<PathBuf>,
+    cgroups: Cgroups,
+}
+
+/// The cgroups of one contestant's process.
+struct Cgroups {
+    /// With the CPU quota: entered before the program starts, so that its init runs under it.
+    quota: Option<PathBuf>,
+    /// Counts the CPU time of all the process's threads, also those that ended, in nanoseconds
+    /// (`cpuacct.usage`). Entered once the process runs: moving a process between cgroups can
+    /// take tens of milliseconds, which would otherwise count as its init.
+    cpuacct: Option<PathBuf>,
 }
 
 impl Process {
-    fn spawn(mut command: Command, cgroup: Option<PathBuf>) -> std::io::Result<Self> {
+    fn spawn(mut command: Command, cgroups: Cgroups) -> std::io::Result<Self> {
         command.stdout(Stdio::null()).stderr(Stdio::inherit());
-        let child = match &cgroup {
+        let child = match &cgroups.quota {
             None => command.spawn()?,
-            // Into the cgroup before the program starts, so that its init runs under the quota.
             Some(dir) => {
                 let mut sh = Command::new("/bin/sh");
                 sh.args([
@@ -232,16 +243,29 @@ impl Process {
                 sh.spawn()?
             }
         };
-        Ok(Self { child, cgroup })
+        let process = Self { child, cgroups };
+        if let Some(dir) = &process.cgroups.cpuacct
+            && process.cgroups.quota.as_ref() != Some(dir)
+        {
+            std::fs::write(dir.join("cgroup.procs"), process.pid().to_string())?;
+        }
+        Ok(process)
     }
 
     fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    /// User + system CPU seconds so far.
+    /// User + system CPU seconds so far, since it entered its `cpuacct` cgroup where it has one
+    /// (nanoseconds), else from `/proc/<pid>/stat` (10 ms ticks).
     fn cpu_seconds(&self) -> f64 {
-        cpu_by_pid().get(&self.pid()).map_or(0.0, |p| p.seconds)
+        match &self.cgroups.cpuacct {
+            Some(dir) => {
+                let usage = std::fs::read_to_string(dir.join("cpuacct.usage")).unwrap();
+                usage.trim().parse::<u64>().unwrap() as f64 / 1e9
+            }
+            None => cpu_by_pid().get(&self.pid()).map_or(0.0, |p| p.seconds),
+        }
     }
 }
 
@@ -249,16 +273,26 @@ impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if let Some(dir) = &self.cgroup {
+        let Cgroups { quota, cpuacct } = &self.cgroups;
+        for dir in quota
+            .iter()
+            .chain(cpuacct.iter().filter(|d| Some(*d) != quota.as_ref()))
+        {
             let _ = std::fs::remove_dir(dir);
         }
     }
 }
 
+/// A new cgroup named `name` under the v1 hierarchy at `root`.
+fn new_cgroup(root: &str, name: &str) -> std::io::Result<PathBuf> {
+    let dir = Path::new(root).join(format!("sf-peers-{}-{name}", std::process::id()));
+    std::fs::create_dir(&dir)?;
+    Ok(dir)
+}
+
 /// A cgroup for one process with `quota_us` per period.
 fn cgroup(name: &str, quota_us: u64) -> std::io::Result<PathBuf> {
-    let dir = Path::new(CGROUP_CPU).join(format!("sf-peers-{}-{name}", std::process::id()));
-    std::fs::create_dir(&dir)?;
+    let dir = new_cgroup(CGROUP_CPU, name)?;
     let set = || -> std::io::Result<()> {
         std::fs::write(dir.join("cpu.cfs_period_us"), CFS_PERIOD_US.to_string())?;
         std::fs::write(dir.join("cpu.cfs_quota_us"), quota_us.to_string())
@@ -267,6 +301,58 @@ fn cgroup(name: &str, quota_us: u64) -> std::io::Result<PathBuf> {
         let _ = std::fs::remove_dir(&dir);
     })?;
     Ok(dir)
+}
+
+/// How CPU time is counted in this run.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum CpuClock {
+    /// A `cpuacct` cgroup per process, apart from the `cpu` hierarchy.
+    Cpuacct,
+    /// `cpuacct` mounted together with `cpu`: the quota cgroup counts too (one is made without a
+    /// quota on the host).
+    CpuacctWithCpu,
+    /// `/proc/<pid>/stat`, in 10 ms ticks.
+    Ticks,
+}
+
+impl CpuClock {
+    fn probe() -> Self {
+        let canonical = |p: &str| std::fs::canonicalize(p).ok();
+        if canonical(CGROUP_CPUACCT).is_none() {
+            return CpuClock::Ticks;
+        }
+        let clock = if canonical(CGROUP_CPUACCT) == canonical(CGROUP_CPU) {
+            CpuClock::CpuacctWithCpu
+        } else {
+            CpuClock::Cpuacct
+        };
+        match new_cgroup(CGROUP_CPUACCT, "probe").and_then(std::fs::remove_dir) {
+            Ok(()) => clock,
+            Err(_) => CpuClock::Ticks,
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            CpuClock::Ticks => {
+                "CPU from /proc/<pid>/stat in 10 ms ticks (no writable cpuacct cgroup)"
+            }
+            _ => "CPU from each process's cpuacct cgroup (cpuacct.usage, ns)",
+        }
+    }
+
+    /// The cgroups of a contestant's process at `cpu`.
+    fn cgroups(self, cpu: Cpu, name: &str) -> std::io::Result<Cgroups> {
+        let quota = cpu.quota_us().map(|q| cgroup(name, q)).transpose()?;
+        let cpuacct = match (self, &quota) {
+            (CpuClock::Ticks, _) => None,
+            (CpuClock::CpuacctWithCpu, Some(dir)) => Some(dir.clone()),
+            (CpuClock::CpuacctWithCpu | CpuClock::Cpuacct, _) => {
+                Some(new_cgroup(CGROUP_CPUACCT, name)?)
+            }
+        };
+        Ok(Cgroups { quota, cpuacct })
+    }
 }
 
 /// Whether cgroups with a CPU quota can be made here; `Err` says why not.
@@ -348,6 +434,7 @@ async fn compare(
     backend_url: &str,
     backend: &Backend,
     max_in_flight: usize,
+    clock: CpuClock,
 ) -> Vec<Figures> {
     let batch = Batch::new(n);
     let mut running = Vec::new();
@@ -356,13 +443,12 @@ async fn compare(
             continue;
         }
         let api = RuntimeApi::start().await;
-        let cgroup = cpu.quota_us().map(|quota| {
-            cgroup(&format!("{}-{}-{n}", cpu.name(), contestant.name()), quota)
-                .unwrap_or_else(|e| panic!("a cgroup for {}: {e}", contestant.name()))
-        });
+        let cgroups = clock
+            .cgroups(cpu, &format!("{}-{}-{n}", cpu.name(), contestant.name()))
+            .unwrap_or_else(|e| panic!("cgroups for {}: {e}", contestant.name()));
         let command = contestant.command(&api.address(), backend_url, max_in_flight);
         let spawned = Instant::now();
-        let process = Process::spawn(command, cgroup)
+        let process = Process::spawn(command, cgroups)
             .unwrap_or_else(|e| panic!("spawning {}: {e}", contestant.name()));
         let first_next = tokio::time::timeout(INIT_TIMEOUT, api.first_next())
             .await
@@ -481,8 +567,10 @@ fn main() {
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         format!("http://{addr}/sales/save-order")
     });
+    let clock = CpuClock::probe();
     println!(
-        "the forwarder against Python + Powertools peers (awslambdaric): batches of {BODY_BYTES}-byte records, backend {BACKEND_LATENCY:?}, MAX_IN_FLIGHT {max_in_flight} (ours and the async peer)"
+        "the forwarder against Python + Powertools peers (awslambdaric): batches of {BODY_BYTES}-byte records, backend {BACKEND_LATENCY:?}, MAX_IN_FLIGHT {max_in_flight} (ours and the async peer); {}",
+        clock.describe()
     );
     let mut all = Vec::new();
     for cpu in settings {
@@ -498,7 +586,14 @@ fn main() {
             "peak RSS"
         );
         for n in SIZES {
-            let figures = rt.block_on(compare(cpu, n, &backend_url, &backend, max_in_flight));
+            let figures = rt.block_on(compare(
+                cpu,
+                n,
+                &backend_url,
+                &backend,
+                max_in_flight,
+                clock,
+            ));
             for f in &figures {
                 println!(
                     "{:<17} {:>5} {:>8.1}ms {:>9.1}ms {:>9.1}ms ({:>2}) {:>13.2}ms {:>7.1}MiB",
@@ -519,7 +614,7 @@ fn main() {
         println!("skipped: {s}");
     }
     targets(&all);
-    write_json(&all, &skipped, max_in_flight);
+    write_json(&all, &skipped, max_in_flight, clock);
     plot(&all);
 }
 
@@ -595,7 +690,7 @@ fn targets(all: &[Figures]) {
     }
 }
 
-fn write_json(all: &[Figures], skipped: &[String], max_in_flight: usize) {
+fn write_json(all: &[Figures], skipped: &[String], max_in_flight: usize, clock: CpuClock) {
     let results: Vec<Value> = all
         .iter()
         .map(|f| {
@@ -619,6 +714,7 @@ fn write_json(all: &[Figures], skipped: &[String], max_in_flight: usize) {
         "backend_ms": BACKEND_LATENCY.as_millis() as u64,
         "body_bytes": BODY_BYTES,
         "max_in_flight": max_in_flight,
+        "cpu_clock": clock.describe(),
         "results": results,
         "skipped": skipped,
     });
