@@ -51,8 +51,11 @@ build: $(CARGO_LAMBDA) ## Build target/lambda/{store,forwarder}/bootstrap.zip fo
 	@ls -l target/lambda/store/bootstrap.zip target/lambda/forwarder/bootstrap.zip
 
 # With the forwarder's test-only fault-injection hook (inactive unless FAULT_PANIC_MARKER is set).
+# LOCAL_PROFILE is the Cargo profile: release, as deployed; the integration suite asks for
+# `integration` (Cargo.toml), unoptimized, which builds in about half the time.
+LOCAL_PROFILE ?= release
 build-local: $(CARGO_LAMBDA) ## Build the functions for this machine into target/lambda-local/
-	$(TOOLS_PATH) cargo lambda build --release --$(LOCAL_ARCH) --output-format zip --lambda-dir target/lambda-local --bin store --bin forwarder --features forwarder/fault-injection
+	$(TOOLS_PATH) cargo lambda build --profile $(LOCAL_PROFILE) --$(LOCAL_ARCH) --output-format zip --lambda-dir target/lambda-local --bin store --bin forwarder --features forwarder/fault-injection
 	$(call mark_architecture,target/lambda-local,$(LOCAL_ARCH))
 
 test: lint release-check unit infra-check localstack-test integration ## Every test: lints, release features, unit, Terraform, the LocalStack executor, integration

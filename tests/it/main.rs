@@ -29,6 +29,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Instant;
 
 use libtest_mimic::{Arguments, Trial};
 use support::{Outcome, World};
@@ -86,6 +87,7 @@ fn main() -> ExitCode {
         return libtest_mimic::run(&args, trials).exit_code();
     }
 
+    let bringing_up = Instant::now();
     let started = match bring_up() {
         Ok(started) => started,
         Err(e) => {
@@ -93,6 +95,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    eprintln!(
+        "functions built and LocalStack up in {:.1} s",
+        bringing_up.elapsed().as_secs_f64()
+    );
     let runtime = Arc::new(tokio::runtime::Runtime::new().unwrap());
     let world = match runtime.block_on(World::new()) {
         Ok(world) => Arc::new(world),
@@ -106,8 +112,13 @@ fn main() -> ExitCode {
         .into_iter()
         .map(|(name, suite)| {
             let (world, runtime) = (world.clone(), runtime.clone());
-            Trial::test(name.replace(' ', ""), move || {
-                runtime.block_on(suite(&world)).map_err(Into::into)
+            let name = name.replace(' ', "");
+            Trial::test(name.clone(), move || {
+                let started = Instant::now();
+                let outcome = runtime.block_on(suite(&world));
+                // Where CI's time goes, suite by suite (two run at a time).
+                eprintln!("{name}: {:.1} s", started.elapsed().as_secs_f64());
+                outcome.map_err(Into::into)
             })
         })
         .collect();
@@ -117,10 +128,18 @@ fn main() -> ExitCode {
     conclusion.exit_code()
 }
 
-/// Builds the functions for this machine and starts LocalStack unless one already runs.
-/// Returns whether this run started it.
+/// Builds the functions for this machine, unoptimized (the suite checks behaviour, not speed),
+/// and starts LocalStack unless one already runs. Returns whether this run started it.
 fn bring_up() -> Result<bool, String> {
-    support::run("make", &["--no-print-directory", "-s", "build-local"])?;
+    support::run(
+        "make",
+        &[
+            "--no-print-directory",
+            "-s",
+            "build-local",
+            "LOCAL_PROFILE=integration",
+        ],
+    )?;
     if support::localstack_is_up() {
         eprintln!("reusing the LocalStack on 127.0.0.1:4566");
         return Ok(false);
