@@ -187,6 +187,11 @@ pub struct World {
     stacks: HashMap<StackKind, OnceLock<Result<Stack, String>>>,
     /// Held by a suite that needs a stack's queues to itself (see [`World::exclusive`]).
     exclusive: HashMap<StackKind, tokio::sync::Mutex<()>>,
+    /// Whether an API request has been answered yet; until then requests go one at a time.
+    /// LocalStack sets up much of API Gateway's invocation path on its first invocation, and
+    /// two first invocations at once can meet a CPython 3.11 race there (`SystemError: AST
+    /// constructor recursion depth mismatch`, python/cpython#106905), answered with a 500.
+    api_answered: tokio::sync::Mutex<bool>,
 }
 
 impl World {
@@ -245,6 +250,7 @@ impl World {
             sqs: aws_sdk_sqs::Client::from_conf(config),
             stacks,
             exclusive,
+            api_answered: tokio::sync::Mutex::default(),
         })
     }
 
@@ -305,7 +311,14 @@ impl World {
         for (k, v) in headers {
             request = request.header(*k, *v);
         }
-        answer(request, head).await
+        let mut answered = self.api_answered.lock().await;
+        if *answered {
+            drop(answered);
+            return answer(request, head).await;
+        }
+        let result = answer(request, head).await;
+        *answered = result.is_ok();
+        result
     }
 
     /// POSTs a valid order that must be accepted; returns its idempotency key.
