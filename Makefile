@@ -60,11 +60,10 @@ build-local: $(CARGO_LAMBDA) ## Build the functions for this machine into target
 
 # Two lanes at once, each line of output prefixed with its lane. The stack lane's suites mostly wait
 # on LocalStack, whose Python keeps about one core busy, so the checks lane's compiling runs beside
-# them instead of before them, at a lower priority (nice 10), so that LocalStack's start and the
-# suites' timings get the CPU first. Both lanes always run to the end; the exit status is 0 only if
-# both passed.
+# them instead of before them. Both lanes always run to the end; the exit status is 0 only if both
+# passed.
 test: ## Every test, in two lanes at once: lints, release features, unit, Terraform | the LocalStack executor, integration
-	@( set -o pipefail; nice -n 10 $(MAKE) --no-print-directory test-checks 2>&1 | sed -u 's/^/[checks] /' ) & checks=$$!; \
+	@( set -o pipefail; $(MAKE) --no-print-directory test-checks 2>&1 | sed -u 's/^/[checks] /' ) & checks=$$!; \
 	( set -o pipefail; $(MAKE) --no-print-directory test-stack 2>&1 | sed -u 's/^/[stack] /' ) & stack=$$!; \
 	wait $$checks; c=$$?; wait $$stack; s=$$?; \
 	echo "make test: checks lane exit status $$c, stack lane exit status $$s"; \
