@@ -20,7 +20,7 @@ LOCAL_ARCH := $(shell uname -m | sed -e 's/aarch64/arm64/' -e 's/x86_64/x86-64/'
 TF_MIRROR := $(wildcard /opt/tf-plugins)
 TF_INIT_ARGS := $(if $(TF_MIRROR),-plugin-dir=$(TF_MIRROR))
 
-.PHONY: help local build build-local test test-checks test-stack lint release-check unit infra-check localstack-test integration schemathesis peers-venv bench clean
+.PHONY: help local build build-local test lint release-check unit infra-check localstack-test integration schemathesis peers-venv bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -58,20 +58,7 @@ build-local: $(CARGO_LAMBDA) ## Build the functions for this machine into target
 	$(TOOLS_PATH) cargo lambda build --profile $(LOCAL_PROFILE) --$(LOCAL_ARCH) --output-format zip --lambda-dir target/lambda-local --bin store --bin forwarder --features forwarder/fault-injection
 	$(call mark_architecture,target/lambda-local,$(LOCAL_ARCH))
 
-# Two lanes at once, each line of output prefixed with its lane. The stack lane's suites mostly wait
-# on LocalStack, whose Python keeps about one core busy, so the checks lane's compiling runs beside
-# them instead of before them. Both lanes always run to the end; the exit status is 0 only if both
-# passed.
-test: ## Every test, in two lanes at once: lints, release features, unit, Terraform | the LocalStack executor, integration
-	@( set -o pipefail; $(MAKE) --no-print-directory test-checks 2>&1 | sed -u 's/^/[checks] /' ) & checks=$$!; \
-	( set -o pipefail; $(MAKE) --no-print-directory test-stack 2>&1 | sed -u 's/^/[stack] /' ) & stack=$$!; \
-	wait $$checks; c=$$?; wait $$stack; s=$$?; \
-	echo "make test: checks lane exit status $$c, stack lane exit status $$s"; \
-	[ $$c -eq 0 ] && [ $$s -eq 0 ]
-
-test-checks: lint release-check unit infra-check
-
-test-stack: localstack-test integration
+test: lint release-check unit infra-check localstack-test integration ## Every test: lints, release features, unit, Terraform, the LocalStack executor, integration
 
 lint:
 	cargo fmt --all -- --check
@@ -91,12 +78,9 @@ $(CHECKOV): tools/checkov/requirements.lock
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r $<
 	@touch $@
 
-# Its init takes scripts/apply-local's lock: both may write infra/.terraform.lock.hcl, and `make
-# test` runs them at once.
 infra-check: $(CHECKOV)
 	terraform fmt -check -recursive infra
-	@mkdir -p .local
-	TF_DATA_DIR=$(CURDIR)/.local/validate flock .local/terraform-init.lock terraform -chdir=infra init -backend=false -input=false $(TF_INIT_ARGS) >/dev/null
+	TF_DATA_DIR=$(CURDIR)/.local/validate terraform -chdir=infra init -backend=false -input=false $(TF_INIT_ARGS) >/dev/null
 	TF_DATA_DIR=$(CURDIR)/.local/validate terraform -chdir=infra validate
 	TF_DATA_DIR=$(CURDIR)/.local/validate terraform -chdir=infra test
 	$(CHECKOV) -d infra --framework terraform --quiet --compact --skip-download
@@ -104,9 +88,8 @@ infra-check: $(CHECKOV)
 localstack-test:
 	localstack/bin/test
 
-# In a target directory of its own, so that it builds while the checks lane's cargo holds target/.
 integration: ## The integration suite against the local stack (brings it up, or reuses a running LocalStack)
-	CARGO_TARGET_DIR=$(CURDIR)/target/it cargo test -p integration-tests --test integration --locked
+	cargo test -p integration-tests --test integration --locked
 
 # The Python peers of the forwarder (bench/benches/peers.rs): Powertools, awslambdaric, aiohttp.
 peers-venv: $(PEERS_STAMP)
