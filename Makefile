@@ -20,7 +20,7 @@ LOCAL_ARCH := $(shell uname -m | sed -e 's/aarch64/arm64/' -e 's/x86_64/x86-64/'
 TF_MIRROR := $(wildcard /opt/tf-plugins)
 TF_INIT_ARGS := $(if $(TF_MIRROR),-plugin-dir=$(TF_MIRROR))
 
-.PHONY: help local build build-local test lint release-check unit infra-check localstack-test integration schemathesis peers-venv bench clean
+.PHONY: help local build build-local build-suite test lint release-check unit infra-check localstack-test integration schemathesis peers-venv bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -51,14 +51,27 @@ build: $(CARGO_LAMBDA) ## Build target/lambda/{store,forwarder}/bootstrap.zip fo
 	@ls -l target/lambda/store/bootstrap.zip target/lambda/forwarder/bootstrap.zip
 
 # With the forwarder's test-only fault-injection hook (inactive unless FAULT_PANIC_MARKER is set).
-# LOCAL_PROFILE is the Cargo profile: release, as deployed; the integration suite asks for
-# `integration` (Cargo.toml), unoptimized, which builds in about half the time.
-LOCAL_PROFILE ?= release
 build-local: $(CARGO_LAMBDA) ## Build the functions for this machine into target/lambda-local/
-	$(TOOLS_PATH) cargo lambda build --profile $(LOCAL_PROFILE) --$(LOCAL_ARCH) --output-format zip --lambda-dir target/lambda-local --bin store --bin forwarder --features forwarder/fault-injection
+	$(TOOLS_PATH) cargo lambda build --release --$(LOCAL_ARCH) --output-format zip --lambda-dir target/lambda-local --bin store --bin forwarder --features forwarder/fault-injection
 	$(call mark_architecture,target/lambda-local,$(LOCAL_ARCH))
 
-test: lint release-check unit infra-check localstack-test integration ## Every test: lints, release features, unit, Terraform, the LocalStack executor, integration
+# What the integration suite deploys and runs, into the same places: the functions (with the hook)
+# and sfctl, built as `make unit` builds the workspace (dev profile, this machine, the same
+# features), so that after it only the forwarder compiles again. The suite checks behaviour, not
+# speed: unoptimized, with debug assertions.
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+build-suite:
+	cargo build --workspace --locked --bins --tests --features forwarder/fault-injection
+	@for f in store forwarder; do mkdir -p target/lambda-local/$$f && scripts/zip-bootstrap $(TARGET_DIR)/debug/$$f target/lambda-local/$$f/bootstrap.zip; done
+	$(call mark_architecture,target/lambda-local,$(LOCAL_ARCH))
+
+# One after another, each stage's time printed: where CI's time goes.
+TEST_STAGES := lint release-check unit infra-check localstack-test integration
+test: ## Every test: lints, release features, unit, Terraform, the LocalStack executor, integration
+	@set -e; for stage in $(TEST_STAGES); do \
+	  started=$$(date +%s); $(MAKE) --no-print-directory $$stage; \
+	  echo "make test: $$stage passed in $$(( $$(date +%s) - started )) s"; \
+	done
 
 lint:
 	cargo fmt --all -- --check
@@ -68,8 +81,10 @@ lint:
 release-check:
 	scripts/check-release-features
 
+# The integration suite's target is `test = false` (tests/Cargo.toml): not run here, but its
+# package is in the feature resolution, so that `make integration` reuses this build.
 unit:
-	cargo test --workspace --exclude integration-tests --locked
+	cargo test --workspace --locked
 
 # checkov for infra/ (make infra-check), from a hashed lock.
 $(CHECKOV): tools/checkov/requirements.lock
@@ -89,7 +104,7 @@ localstack-test:
 	localstack/bin/test
 
 integration: ## The integration suite against the local stack (brings it up, or reuses a running LocalStack)
-	cargo test -p integration-tests --test integration --locked
+	cargo test --workspace --locked --test integration
 
 # The Python peers of the forwarder (bench/benches/peers.rs): Powertools, awslambdaric, aiohttp.
 peers-venv: $(PEERS_STAMP)

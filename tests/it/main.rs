@@ -128,24 +128,34 @@ fn main() -> ExitCode {
     conclusion.exit_code()
 }
 
-/// Builds the functions for this machine, unoptimized (the suite checks behaviour, not speed),
-/// and starts LocalStack unless one already runs. Returns whether this run started it.
+/// Builds what the suites deploy and run (`make build-suite`, a near no-op after `make unit`)
+/// while LocalStack starts, unless one already runs. Returns whether this run started it, and
+/// stops it again if the build fails.
 fn bring_up() -> Result<bool, String> {
-    support::run(
-        "make",
-        &[
-            "--no-print-directory",
-            "-s",
-            "build-local",
-            "LOCAL_PROFILE=integration",
-        ],
-    )?;
     if support::localstack_is_up() {
         eprintln!("reusing the LocalStack on 127.0.0.1:4566");
-        return Ok(false);
+        return build().map(|()| false);
     }
-    support::run("localstack/bin/start", &[])?;
-    Ok(true)
+    let starting = std::thread::spawn(|| support::run("localstack/bin/start", &[]));
+    let built = build();
+    let started = starting
+        .join()
+        .unwrap_or_else(|_| Err("starting LocalStack panicked".into()));
+    match (built, started) {
+        (Ok(()), Ok(())) => Ok(true),
+        (built, started) => {
+            tear_down(started.is_ok());
+            Err([built.err(), started.err()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("\n"))
+        }
+    }
+}
+
+fn build() -> Result<(), String> {
+    support::run("make", &["--no-print-directory", "-s", "build-suite"])
 }
 
 fn tear_down(started: bool) {

@@ -3,12 +3,11 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{Outcome, Stack, StackKind, World, ensure, poll_until, root, run, unique};
+use crate::support::{Outcome, Stack, StackKind, World, ensure, poll_until, root, unique};
 
 /// The Standard Webhooks secret the ops stack reads from SSM (tests/stacks/ops.tfvars).
 const SIGNING_SECRET: &str = "whsec_c2ZpdC1vcHMtc2lnbmluZy1zZWNyZXQtMzJieXRlcyE=";
@@ -30,18 +29,13 @@ struct Output {
     stderr: String,
 }
 
-/// Builds `sfctl` once for the suite; returns its path.
-fn binary() -> Result<PathBuf, String> {
-    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            run("cargo", &["build", "--quiet", "--locked", "-p", "sfctl"])?;
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| root().join("target"));
-            Ok(target.join("debug").join("sfctl"))
-        })
-        .clone()
+/// `sfctl` as the harness built it (`make build-suite`, the dev profile).
+fn binary() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+        .join("debug")
+        .join("sfctl")
 }
 
 /// The ops stack's `name_prefix`.
@@ -49,7 +43,7 @@ pub const STACK: &str = "sfit-ops";
 
 /// Runs `sfctl ARGS` for `stack` with stdin closed (not a terminal).
 async fn sfctl(stack: &str, args: &[&str]) -> Result<Output, String> {
-    let out = tokio::process::Command::new(binary()?)
+    let out = tokio::process::Command::new(binary())
         .args(args)
         .env("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
         .env("AWS_REGION", "us-east-1")
@@ -109,7 +103,7 @@ async fn post(w: &World, stack: &Stack, run_id: &str, behaviour: &str) -> Result
 }
 
 /// The ops stack, with the signing secret its forwarder reads from SSM at cold start put there
-/// before the stack exists.
+/// before any order reaches it.
 pub async fn prepare(w: &World) -> Result<&Stack, String> {
     let (status, answer) = w
         .aws(
