@@ -132,8 +132,13 @@ pub async fn no_false_202_while_sqs_is_down_and_failover_takes_over(w: &World) -
         )
     })?;
     ensure(failover_keys.len() == DURING_PRIMARY_OUTAGE, || {
+        let other: Vec<String> = failover_answers
+            .iter()
+            .filter(|a| !matches!(a, Ok(Answer { status: 202, json, .. }) if json["storage"] == "failover"))
+            .map(|a| format!("{a:?}"))
+            .collect();
         format!(
-            "only {} of {DURING_PRIMARY_OUTAGE} orders were stored in the failover queue",
+            "only {} of {DURING_PRIMARY_OUTAGE} orders were stored in the failover queue; the others: {other:?}",
             failover_keys.len()
         )
     })
