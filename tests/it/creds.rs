@@ -44,7 +44,8 @@ pub async fn orders_reach_a_backend_behind_mtls_oauth2_and_a_header_secret(w: &W
     let backend = SecureBackend::start(BACKEND_PORT, &pki, Some(tokens.clone())).await?;
     backend.require_header("X-Api-Key", API_KEY);
     backend.require_signature(SIGNING_SECRET)?;
-    // Before the stack exists: its forwarder reads them all at cold start.
+    // Before the first order: the stack's forwarder reads them all at cold start (the stack
+    // itself may be applied already).
     put_parameter(w, &parameter("signing-secret"), SIGNING_SECRET).await?;
     put_parameter(w, &parameter("headers"), &headers(API_KEY)).await?;
     put_parameter(w, &parameter("ca"), pki.ca_pem()).await?;

@@ -1,8 +1,8 @@
 # Integration suite, backend credentials (tests/it/creds.rs): standard queue, event source mapping,
 # DLQ; a backend over mutual TLS on 9932 that requires a header from a secret, a bearer token from
 # the token endpoint on 9931 and a Standard Webhooks signature. The suite puts every secret in
-# LocalStack's SSM and Secrets Manager before the stack is applied (the forwarder reads them at
-# cold start). The Secrets Manager ARNs have no random suffix: IAM gets `-??????` appended.
+# LocalStack's SSM and Secrets Manager before its first order (the forwarder reads them at cold
+# start). The Secrets Manager ARNs have no random suffix: IAM gets `-??????` appended.
 backend_url                   = "https://127.0.0.1:9932/sales/save-order"
 signing_secret_arn            = "arn:aws:ssm:us-east-1:000000000000:parameter/sfit-creds/signing-secret"
 backend_headers_secret_arn    = "arn:aws:ssm:us-east-1:000000000000:parameter/sfit-creds/headers"
