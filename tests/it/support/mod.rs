@@ -385,9 +385,8 @@ impl World {
         serde_json::from_str(text).map_err(|e| format!("{name} holds {text:?}: {e}"))
     }
 
-    /// The state (`Enabled`, `Disabled`, ...) of each of a function's event source mappings, by
-    /// the name of the queue it reads.
-    pub async fn mapping_states(&self, function: &str) -> Result<HashMap<String, String>, String> {
+    /// A function's event source mappings as ListEventSourceMappings describes them.
+    async fn mappings(&self, function: &str) -> Result<Vec<Value>, String> {
         let answer: Value = self
             .http
             .get(format!(
@@ -402,13 +401,62 @@ impl World {
             .map_err(|e| format!("ListEventSourceMappings: {e}"))?;
         Ok(answer["EventSourceMappings"]
             .as_array()
-            .into_iter()
-            .flatten()
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// The state (`Enabled`, `Disabled`, ...) of each of a function's event source mappings, by
+    /// the name of the queue it reads.
+    pub async fn mapping_states(&self, function: &str) -> Result<HashMap<String, String>, String> {
+        Ok(self
+            .mappings(function)
+            .await?
+            .iter()
             .filter_map(|m| {
                 let queue = m["EventSourceArn"].as_str()?.rsplit(':').next()?;
                 Some((queue.to_owned(), m["State"].as_str()?.to_owned()))
             })
             .collect())
+    }
+
+    /// Turns the function's mapping of `queue` (its name) on or off, as an operator would with
+    /// UpdateEventSourceMapping, and waits until it reads so. LocalStack writes `Disabled` only
+    /// once its poller has finished the poll it was in, so nothing is received after that.
+    pub async fn switch_mapping(&self, function: &str, queue: &str, enabled: bool) -> Outcome {
+        let mappings = self.mappings(function).await?;
+        let uuid = mappings
+            .iter()
+            .find(|m| {
+                m["EventSourceArn"]
+                    .as_str()
+                    .is_some_and(|arn| arn.rsplit(':').next() == Some(queue))
+            })
+            .and_then(|m| m["UUID"].as_str())
+            .ok_or_else(|| format!("{function} has no mapping of {queue}"))?;
+        let status = self
+            .http
+            .put(format!(
+                "{LOCALSTACK}/2015-03-31/event-source-mappings/{uuid}"
+            ))
+            .header("authorization", authorization("lambda"))
+            .json(&serde_json::json!({ "Enabled": enabled }))
+            .send()
+            .await
+            .map_err(|e| format!("UpdateEventSourceMapping: {e}"))?
+            .status();
+        ensure(status.is_success(), || {
+            format!("UpdateEventSourceMapping {uuid}: {status}")
+        })?;
+        let state = if enabled { "Enabled" } else { "Disabled" };
+        poll_until(
+            &format!("the mapping of {queue} {state}"),
+            Duration::from_secs(60),
+            || async {
+                let states = self.mapping_states(function).await.ok()?;
+                (states.get(queue)? == state).then_some(())
+            },
+        )
+        .await
     }
 
     /// Up to ten messages from `queue_url` with every attribute, each hidden for `visibility`
