@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::ops::sfctl_ok;
-use crate::support::{GateMode, Outcome, Stack, StackKind, World, ensure, poll_until, unique};
+use crate::support::{
+    GateMode, Outcome, Stack, StackKind, World, ensure, poll_until, queue_name, unique,
+};
 
 /// Orders that arrive while the backend is down.
 const ORDERS: usize = 300;
@@ -48,7 +50,7 @@ async fn set_gate(w: &World, kind: StackKind, mode: GateMode) -> Outcome {
 /// Waits until the orders queue's mapping reads `state`.
 async fn mapping_reads(w: &World, stack: &Stack, state: &str, within: Duration) -> Outcome {
     let forwarder = stack.output("forwarder_function_name");
-    let orders_queue = queue_name(stack.output("queue_url"));
+    let orders_queue = queue_name(stack.output("queue_url")).to_owned();
     poll_until(&format!("the orders mapping {state}"), within, || async {
         let states = w.mapping_states(forwarder).await.ok()?;
         (states.get(&orders_queue)? == state).then_some(())
@@ -343,7 +345,7 @@ pub async fn a_backend_that_fails_some_orders_keeps_the_circuit_closed(w: &World
     const N: usize = 60;
     let stack = w.stack(StackKind::Standard)?;
     let forwarder = stack.output("forwarder_function_name");
-    let orders_queue = queue_name(stack.output("queue_url"));
+    let orders_queue = queue_name(stack.output("queue_url")).to_owned();
     let run = unique("partial");
     let behaviour = |n: usize| match n {
         n if n % 5 == 0 => "status:422",
@@ -394,8 +396,4 @@ pub async fn a_backend_that_fails_some_orders_keeps_the_circuit_closed(w: &World
         })?;
     }
     Ok(())
-}
-
-fn queue_name(url: &str) -> String {
-    url.rsplit('/').next().unwrap_or(url).to_owned()
 }

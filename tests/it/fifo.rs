@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{Outcome, StackKind, World, ensure, poll_until, unique};
+use crate::support::{Outcome, StackKind, World, ensure, poll_until, queue_name, unique};
 
 const GROUPS: usize = 3;
 const PER_GROUP: u64 = 4;
@@ -19,11 +19,7 @@ pub async fn each_group_is_delivered_in_order_under_failures(w: &World) -> Outco
     // order posted while its group was in flight then came back with the retry, ahead of an
     // earlier order still in flight ("seq 4 attempted before seq 3 was delivered", one CI run).
     let forwarder = stack.output("forwarder_function_name");
-    let queue = stack
-        .output("queue_url")
-        .rsplit('/')
-        .next()
-        .unwrap_or_default();
+    let queue = queue_name(stack.output("queue_url"));
     w.switch_mapping(forwarder, queue, false).await?;
     for seq in 1..=PER_GROUP {
         for g in 0..GROUPS {

@@ -7,7 +7,8 @@ use std::time::Duration;
 use futures::{StreamExt, stream};
 
 use crate::support::{
-    Answer, Mode, Outcome, SqsProxy, Stack, StackKind, World, ensure, now_ms, poll_until, unique,
+    Answer, Mode, Outcome, SqsProxy, Stack, StackKind, World, ensure, now_ms, poll_until,
+    queue_name, unique,
 };
 
 const DURING_OUTAGE: usize = 200;
@@ -65,15 +66,10 @@ pub async fn no_false_202_while_sqs_is_down_and_failover_takes_over(w: &World) -
         .count();
 
     // Only the primary queue unreachable: the failover queue takes every order.
-    let queue_name = stack
-        .output("queue_url")
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let primary = queue_name(stack.output("queue_url")).to_owned();
     let failover = unique("failover");
     let failover_since = now_ms();
-    w.proxy.set(Mode::RefuseQueue(queue_name));
+    w.proxy.set(Mode::RefuseQueue(primary));
     let failover_answers = post_many(w, stack, &failover, DURING_PRIMARY_OUTAGE).await;
     w.proxy.set(Mode::Pass);
     let failover_keys: Vec<String> = failover_answers

@@ -413,7 +413,7 @@ impl World {
             .await?
             .iter()
             .filter_map(|m| {
-                let queue = m["EventSourceArn"].as_str()?.rsplit(':').next()?;
+                let queue = queue_name(m["EventSourceArn"].as_str()?);
                 Some((queue.to_owned(), m["State"].as_str()?.to_owned()))
             })
             .collect())
@@ -429,7 +429,7 @@ impl World {
             .find(|m| {
                 m["EventSourceArn"]
                     .as_str()
-                    .is_some_and(|arn| arn.rsplit(':').next() == Some(queue))
+                    .is_some_and(|arn| queue_name(arn) == queue)
             })
             .and_then(|m| m["UUID"].as_str())
             .ok_or_else(|| format!("{function} has no mapping of {queue}"))?;
@@ -770,6 +770,11 @@ fn authorization(service: &str) -> String {
 }
 
 /// Milliseconds since the epoch, as log events and SQS count time.
+/// A queue's name, the last segment of its URL (or of its ARN).
+pub fn queue_name(url_or_arn: &str) -> &str {
+    url_or_arn.rsplit(['/', ':']).next().unwrap_or(url_or_arn)
+}
+
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
