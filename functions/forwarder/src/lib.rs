@@ -61,7 +61,8 @@ impl Server {
 }
 
 /// The cold start's work before the first event: reads the secrets that are kept elsewhere and
-/// builds the HTTP and SQS clients once. An error here is an init error (the configuration).
+/// builds the HTTP client once; the SQS client follows on SQS's first call (a failed delivery, a
+/// scheduled poll). An error here is an init error (the configuration).
 pub async fn init(mut config: Config) -> Result<Ready, Error> {
     let secrets = config.secrets.clone();
     let reader = match secrets.any() {
@@ -91,11 +92,14 @@ pub async fn init(mut config: Config) -> Result<Ready, Error> {
         let credentials = Credentials::load(&secrets, reader, &backend).await?;
         backend = backend.with_credentials(credentials);
     }
-    let client = config.sqs.client().await;
     #[cfg(feature = "fault-injection")]
     let backend = fault::PanicOn::from_env(backend);
-    let primary = SqsSource::new(client, &config.queue_url, config.dlq_url.clone())
-        .with_probe_queue(config.breaker.probe_queue_url.clone());
+    let primary = SqsSource::on_first_use(
+        config.sqs.clone(),
+        &config.queue_url,
+        config.dlq_url.clone(),
+    )
+    .with_probe_queue(config.breaker.probe_queue_url.clone());
     let circuit = match config.breaker.queues() {
         Some((probe_url, parameter)) => Some((
             switch(&config.breaker, probe_url, parameter).await,

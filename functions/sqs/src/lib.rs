@@ -2,6 +2,7 @@
 //! client both build from the same settings.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
@@ -19,6 +20,7 @@ use storeforward_core::envelope::{ATTRIBUTE_TYPE, Envelope, attr};
 use storeforward_core::order::{Order, Storage, StorageError};
 use storeforward_core::poll::Source;
 use storeforward_core::retry::MAX_VISIBILITY;
+use tokio::sync::OnceCell;
 
 /// Longest dead-letter reason written, so a dead letter stays within
 /// [`storeforward_core::order::DEAD_LETTER_RESERVE`].
@@ -139,11 +141,27 @@ impl Storage for SqsQueue {
     }
 }
 
+/// A client, or the settings to build one when it is first needed.
+#[derive(Debug, Clone)]
+enum Connection {
+    Ready(Client),
+    OnFirstUse(Arc<OnceCell<Client>>, ClientSettings),
+}
+
+impl Connection {
+    async fn client(&self) -> &Client {
+        match self {
+            Self::Ready(client) => client,
+            Self::OnFirstUse(cell, settings) => cell.get_or_init(|| settings.client()).await,
+        }
+    }
+}
+
 /// The queue the forwarder consumes, with the dead-letter queue it writes permanent failures to
 /// and the probe queue it parks the circuit breaker's tickets in.
 #[derive(Debug, Clone)]
 pub struct SqsSource {
-    client: Client,
+    connection: Connection,
     url: String,
     dead_letter_url: Option<String>,
     probe_url: Option<String>,
@@ -151,9 +169,27 @@ pub struct SqsSource {
 
 impl SqsSource {
     pub fn new(client: Client, url: impl Into<String>, dead_letter_url: Option<String>) -> Self {
+        Self::with(Connection::Ready(client), url.into(), dead_letter_url)
+    }
+
+    /// A source whose client is built from `settings` on its first call, and then shared by
+    /// every source made from it with [`Self::for_queue`]. A forwarder fed by an event source
+    /// mapping calls SQS only when a delivery fails, so a batch that all goes through never
+    /// loads the AWS configuration chain nor the SDK's TLS roots: less to do at cold start and
+    /// less memory.
+    pub fn on_first_use(
+        settings: ClientSettings,
+        url: impl Into<String>,
+        dead_letter_url: Option<String>,
+    ) -> Self {
+        let connection = Connection::OnFirstUse(Arc::new(OnceCell::new()), settings);
+        Self::with(connection, url.into(), dead_letter_url)
+    }
+
+    fn with(connection: Connection, url: String, dead_letter_url: Option<String>) -> Self {
         Self {
-            client,
-            url: url.into(),
+            connection,
+            url,
             dead_letter_url,
             probe_url: None,
         }
@@ -180,7 +216,9 @@ impl Source for SqsSource {
 
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Message>, QueueError> {
         let out = self
-            .client
+            .connection
+            .client()
+            .await
             .receive_message()
             .queue_url(&self.url)
             .max_number_of_messages(max.clamp(1, 10) as i32)
@@ -224,7 +262,9 @@ impl Source for SqsSource {
                 })
                 .collect();
             match self
-                .client
+                .connection
+                .client()
+                .await
                 .delete_message_batch()
                 .queue_url(&self.url)
                 .set_entries(Some(entries))
@@ -248,7 +288,9 @@ impl Source for SqsSource {
 
     async fn pending(&self) -> Result<usize, QueueError> {
         let answer = self
-            .client
+            .connection
+            .client()
+            .await
             .get_queue_attributes()
             .queue_url(&self.url)
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
@@ -292,7 +334,9 @@ fn from_sdk(m: aws_sdk_sqs::types::Message) -> Option<Message> {
 
 impl Settle for SqsSource {
     async fn retry_later(&self, message: &Message, delay: Duration) -> Result<(), QueueError> {
-        self.client
+        self.connection
+            .client()
+            .await
             .change_message_visibility()
             .queue_url(&self.url)
             .receipt_handle(&message.receipt_handle)
@@ -347,7 +391,9 @@ impl SqsSource {
         delay: Duration,
     ) -> Result<(), QueueError> {
         let mut send = self
-            .client
+            .connection
+            .client()
+            .await
             .send_message()
             .queue_url(url)
             .message_body(&message.body)
@@ -596,6 +642,24 @@ mod tests {
         let refused = SqsSource::new(client, URL, None).delete(&refs).await;
         assert_eq!(delete.num_calls(), 3);
         assert_eq!(refused, 3);
+    }
+
+    #[test]
+    fn a_source_on_first_use_builds_no_client_until_called_and_shares_it_with_its_queues() {
+        let settings = ClientSettings {
+            max_attempts: 3,
+            adaptive: false,
+            attempt_timeout: Duration::from_secs(3),
+        };
+        let source = SqsSource::on_first_use(settings, URL, Some(DLQ.into()));
+        let probe = source.for_queue(FIFO_URL);
+        let (Connection::OnFirstUse(cell, _), Connection::OnFirstUse(probes, _)) =
+            (&source.connection, &probe.connection)
+        else {
+            panic!("a source on first use was built with a client");
+        };
+        assert!(!cell.initialized());
+        assert!(Arc::ptr_eq(cell, probes), "each queue would build a client");
     }
 
     #[test]
