@@ -180,11 +180,28 @@ async fn settled(w: &World, stack: &Stack, run: &str, keys: &[String]) -> Outcom
         *per_key.entry(d.idempotency_key.as_str()).or_default() += 1;
     }
     let duplicates: Vec<_> = per_key.iter().filter(|(_, n)| **n > 1).collect();
+    // A duplicate is explained by the forwarder's own account: its lines for that order (each
+    // attempt, parked or held) and every ERROR it logged.
+    let account = match duplicates.is_empty() {
+        true => Vec::new(),
+        false => w
+            .log_lines(stack.output("forwarder_function_name"), 0)
+            .await
+            .unwrap_or_else(|e| vec![e])
+            .into_iter()
+            .filter(|l| {
+                l.contains("\"ERROR\"") || duplicates.iter().any(|(key, _)| l.contains(*key))
+            })
+            .take(60)
+            .collect(),
+    };
     ensure(duplicates.is_empty() && per_key.len() == keys.len(), || {
         format!(
-            "{} of {} orders delivered; more than once: {duplicates:?}",
+            "{} of {} orders delivered; more than once: {duplicates:?}; the forwarder's lines \
+             for them and its errors:\n{}",
             per_key.len(),
-            keys.len()
+            keys.len(),
+            account.join("\n")
         )
     })?;
     if stack.output("queue_url").ends_with(".fifo") {
