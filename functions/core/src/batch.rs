@@ -420,7 +420,7 @@ impl<B: Backend, S: Settle> Ctx<'_, B, S> {
         }
         tokio::time::sleep_until(start).await;
         if let Some(breaker) = self.breaker.filter(|b| b.is_open()) {
-            return self.hold(message, breaker.hold()).await;
+            return Box::pin(self.hold(message, breaker.hold())).await;
         }
         let started = Instant::now();
         let attempt = self.backend.deliver(message).await;
@@ -437,7 +437,7 @@ impl<B: Backend, S: Settle> Ctx<'_, B, S> {
             && breaker.record(&verdict)
             && let Verdict::Retry { reason, .. } = &verdict
         {
-            match self.settle.park(message, breaker.hold()).await {
+            match Box::pin(self.settle.park(message, breaker.hold())).await {
                 Ok(()) => {
                     return Settled {
                         outcome: Outcome::Parked {
@@ -453,7 +453,12 @@ impl<B: Backend, S: Settle> Ctx<'_, B, S> {
                 }
             }
         }
-        self.settle(message, verdict).await
+        match verdict {
+            Verdict::Delivered => Settled::DELIVERED,
+            // A queue call (an SDK future of about 11 KiB) boxed, off the path that delivers: every
+            // delivery in flight holds its future, which stays the size of the backend's call.
+            verdict => Box::pin(self.settle(message, verdict)).await,
+        }
     }
 
     /// The one `delivery.attempt` line of a receive that called the backend: `call` is the
@@ -521,11 +526,7 @@ impl<B: Backend, S: Settle> Ctx<'_, B, S> {
 
     async fn settle(&self, message: &Message, verdict: Verdict) -> Settled {
         match verdict {
-            Verdict::Delivered => Settled {
-                outcome: Outcome::Delivered,
-                level: Level::INFO,
-                message: "delivered",
-            },
+            Verdict::Delivered => Settled::DELIVERED,
             Verdict::Retry { reason, status, .. }
                 if self.policy.after_permanent == AfterPermanent::Pause
                     && self
@@ -631,6 +632,14 @@ struct Settled {
     level: Level,
     /// The line's human message.
     message: &'static str,
+}
+
+impl Settled {
+    const DELIVERED: Settled = Settled {
+        outcome: Outcome::Delivered,
+        level: Level::INFO,
+        message: "delivered",
+    };
 }
 
 /// `error.type` of a failed attempt (OpenTelemetry semantic conventions): the status of an
@@ -801,6 +810,52 @@ mod tests {
         assert_eq!(out[0], Outcome::Delivered);
         assert!(matches!(&out[1], Outcome::Failed { reason } if reason.contains("panicked")));
         assert_eq!(out[2], Outcome::Delivered);
+    }
+
+    /// A queue whose every call holds 16 KiB across an await, as an SDK call's future holds
+    /// kilobytes.
+    struct HeavyQueue;
+
+    async fn heavy_call() -> Result<(), QueueError> {
+        let state = [1u8; 16 * 1024];
+        tokio::task::yield_now().await;
+        std::hint::black_box(&state);
+        Ok(())
+    }
+
+    impl Settle for HeavyQueue {
+        async fn retry_later(&self, _: &Message, _: Duration) -> Result<(), QueueError> {
+            heavy_call().await
+        }
+        async fn dead_letter(&self, _: &Message, _: &Failure) -> Result<(), QueueError> {
+            heavy_call().await
+        }
+        async fn park(&self, _: &Message, _: Duration) -> Result<(), QueueError> {
+            heavy_call().await
+        }
+    }
+
+    /// Every delivery in flight holds its future (100 of them at the default `MAX_IN_FLIGHT`
+    /// of a 1,000-record batch): the queue calls that settle a failure are boxed, so it stays
+    /// the size of the backend's call, not the queue's.
+    #[tokio::test]
+    async fn a_delivery_in_flight_does_not_carry_the_queue_calls_future() {
+        let backend = ScriptedBackend::answering(ok(503));
+        let breaker = Breaker::new(1, Duration::from_secs(60));
+        let ctx = Ctx {
+            backend: &backend,
+            settle: &HeavyQueue,
+            policy: &policy(),
+            deadline: far(),
+            pacer: None,
+            breaker: Some(&breaker),
+        };
+        let messages = [message("m1", None)];
+        let lane = ctx.run_lane(&messages, vec![0]);
+        let size = std::mem::size_of_val(&lane);
+        assert!(size < 4 * 1024, "a lane's future is {size} bytes");
+        // It still settles through the queue: the failure opened the breaker, which parked it.
+        assert!(matches!(lane.await[..], [(0, Outcome::Parked { .. })]));
     }
 
     #[tokio::test(start_paused = true)]

@@ -106,7 +106,8 @@ impl<F: Fetch> TokenSource<F> {
             return unexpired(&cache, now).ok_or_else(|| error.clone());
         }
         let requested = Instant::now();
-        match self.fetcher.fetch().await {
+        // Boxed: a rare call, kept out of the future of every delivery that asks for the token.
+        match Box::pin(self.fetcher.fetch()).await {
             Ok(token) => {
                 info!(
                     lifetime_s = token.lifetime.map(|l| l.as_secs()),

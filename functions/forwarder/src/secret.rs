@@ -184,7 +184,9 @@ impl<T: PartialEq> Refreshable<T> {
         }
         *read_at = Instant::now();
         let variable = self.source.variable;
-        match self.reader.read(&self.source, self.parse).await {
+        // Boxed: a rare Secrets Manager call (an SDK future of kilobytes), kept out of the
+        // future of every delivery.
+        match Box::pin(self.reader.read(&self.source, self.parse)).await {
             Ok(fresh) if fresh != *current => {
                 info!(variable, "secret re-read after a refusal: it changed");
                 let fresh = Arc::new(fresh);

@@ -256,3 +256,15 @@ async fn the_health_check_gets_the_health_url_and_is_absent_without_one() {
         "no delivery, no attempt span"
     );
 }
+
+/// Each delivery in flight holds this future (100 at the default `MAX_IN_FLIGHT` of a
+/// 1,000-record batch): the rare calls behind a delivery, fetching an OAuth2 token and
+/// re-reading a refused secret from Secrets Manager (SDK futures of kilobytes), are boxed, so
+/// that it stays the size of the HTTP request's.
+#[test]
+fn a_delivery_does_not_carry_the_futures_of_its_rare_calls() {
+    let backend = HttpBackend::new(&settings("http://127.0.0.1:9/")).unwrap();
+    let message = message("m1", None);
+    let size = std::mem::size_of_val(&backend.deliver(&message));
+    assert!(size < 1024, "a delivery's future is {size} bytes");
+}
