@@ -97,8 +97,8 @@ impl<'de> Visitor<'de> for RecordsVisitor {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Record>, A::Error> {
         let mut records = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
-            records.push(Record::read(&raw));
+        while let Some(raw) = seq.next_element::<&RawValue>()? {
+            records.push(Record::read(raw));
         }
         Ok(records)
     }
