@@ -31,6 +31,7 @@ from localstack.services.lambda_.invocation.executor_endpoint import (
 from localstack.services.lambda_.invocation.lambda_models import FunctionVersion, InvocationResult
 from localstack.services.lambda_.invocation.runtime_executor import LambdaRuntimeException, RuntimeExecutor
 
+from .limits import Limits
 from .runtime_api import LIVE_RUNTIMES, LIVE_RUNTIMES_LOCK, ProcessRuntime
 
 LOG = logging.getLogger(__name__)
@@ -60,6 +61,10 @@ STANDARD_PATH = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "
 # How long invoke() waits for a result at most, as ExecutorEndpoint does: Lambda's longest timeout plus a
 # margin. The function's own timeout is enforced by the runtime, which then reports Sandbox.Timedout.
 MAX_INVOKE_WAIT_S = 900 + 5
+
+# Lambda's memory limit and CPU share on each bootstrap (LAMBDA_PROCESS_LIMITS=1, where the machine allows
+# them); set once by validate_environment.
+LIMITS: Limits | None = None
 
 
 def gateway_host() -> str:
@@ -186,6 +191,7 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
             memory_size=int(cfg.memory_size or 128),
             max_payload_bytes=int(config.LAMBDA_LIMITS_MAX_FUNCTION_PAYLOAD_SIZE_BYTES),
             on_init_failure_logs=lambda text: self._store_logs(env.get("AWS_LAMBDA_LOG_STREAM_NAME"), text),
+            limits=LIMITS,
         )
         self.runtime.start()
         if self.stopped:
@@ -333,10 +339,17 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
 
     @classmethod
     def validate_environment(cls) -> bool:
+        global LIMITS
         LOG.info(
             "Lambda: process executor active: provided.* zip functions for %s run as local processes",
             platform.machine(),
         )
+        if os.environ.get("LAMBDA_PROCESS_LIMITS") == "1" and LIMITS is None:
+            LIMITS, why_not = Limits.detect()
+            if LIMITS:
+                LOG.info("Lambda: each function is held to its memory size and its share of a CPU (cgroups)")
+            else:
+                LOG.warning("Lambda: LAMBDA_PROCESS_LIMITS=1, but functions run without limits: %s", why_not)
         return True
 
 
@@ -363,3 +376,5 @@ def _kill_leftover_bootstraps() -> None:
         runtimes = list(LIVE_RUNTIMES)
     for runtime in runtimes:
         runtime.kill_all_now()
+    if LIMITS:
+        LIMITS.close()

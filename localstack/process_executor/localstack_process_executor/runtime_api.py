@@ -38,6 +38,9 @@ import time
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from .limits import Limits
 
 LOG = logging.getLogger(__name__)
 
@@ -85,6 +88,8 @@ class Generation:
         self.reap_lock = threading.Lock()
         self.reaped = False
         self.exited = threading.Event()
+        # the cgroups holding the process to its limits, if any; removed once it is reaped
+        self.cgroups: list[Path] = []
         # the invocation waiting for a /next, and the one handed out and not answered yet
         self.pending: Invocation | None = None
         self.current: Invocation | None = None
@@ -159,6 +164,7 @@ class ProcessRuntime:
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         on_spawn: Callable[[int], None] | None = None,
         on_init_failure_logs: Callable[[str], None] | None = None,
+        limits: Limits | None = None,
     ):
         """
         :param runtime_id: the executor id LocalStack knows this environment by
@@ -173,6 +179,7 @@ class ProcessRuntime:
         :param scratch_dir: removed on stop (the bootstrap's HOME/TMPDIR live there)
         :param on_spawn: called with the pid of each bootstrap started
         :param on_init_failure_logs: gets the log text of a failed first init (no invocation carries it)
+        :param limits: where given, each bootstrap runs held to ``memory_size`` and its CPU share
         """
         self.runtime_id = runtime_id
         self.bootstrap = bootstrap
@@ -185,6 +192,7 @@ class ProcessRuntime:
         self.scratch_dir = scratch_dir
         self.function_version = function_version
         self.memory_size = memory_size
+        self.limits = limits
         self.max_payload_bytes = max_payload_bytes
         self.on_spawn = on_spawn
         self.on_init_failure_logs = on_init_failure_logs
@@ -315,8 +323,15 @@ class ProcessRuntime:
         try:
             if not os.path.isfile(self.bootstrap):
                 raise FileNotFoundError(errno.ENOENT, "no such file or directory", self.bootstrap)
+            argv = [self.bootstrap]
+            if self.limits:
+                # the wrapper's exec would fail after the fork, as an exit status instead of this error
+                if not os.access(self.bootstrap, os.X_OK):
+                    raise PermissionError(errno.EACCES, "permission denied", self.bootstrap)
+                name = f"{self.runtime_id[:8]}-{generation.number}"
+                argv, generation.cgroups = self.limits.enter_command(name, self.memory_size, argv)
             generation.proc = subprocess.Popen(
-                [self.bootstrap],
+                argv,
                 cwd=self.task_root,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -371,6 +386,7 @@ class ProcessRuntime:
             _killpg(proc.pid)
             returncode = proc.wait()
             generation.reaped = True
+        Limits.remove(generation.cgroups)
         generation.exited.set()
         description = describe_exit(returncode)
         with self.cond:

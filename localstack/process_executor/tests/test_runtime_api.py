@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -18,6 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from localstack_process_executor.limits import PARENT, Limits, cpu_quota_us  # noqa: E402
 from localstack_process_executor.runtime_api import (  # noqa: E402
     ProcessRuntime,
     billed_duration_ms,
@@ -30,7 +32,13 @@ BOOTSTRAP = Path(__file__).resolve().parent / "functions" / "bootstrap.py"
 class Runtime:
     """A ProcessRuntime on the test bootstrap, with what it reported."""
 
-    def __init__(self, timeout_s: float = 10, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        timeout_s: float = 10,
+        env: dict[str, str] | None = None,
+        memory_size: int = 256,
+        limits: Limits | None = None,
+    ):
         self.task_root = tempfile.mkdtemp(prefix="pe-unit-")
         bootstrap = os.path.join(self.task_root, "bootstrap")
         shutil.copy(BOOTSTRAP, bootstrap)
@@ -47,7 +55,8 @@ class Runtime:
             on_ready=lambda: self.startup.set_result("ready"),
             on_init_error=lambda payload: self.startup.set_result(json.loads(payload)),
             on_result=self._on_result,
-            memory_size=256,
+            memory_size=memory_size,
+            limits=limits,
         )
 
     def _on_result(self, request_id, is_error, body, logs):
@@ -81,6 +90,16 @@ def runtime():
     yield make
     for r in made:
         r.close()
+
+
+@pytest.fixture
+def limits():
+    """Lambda's limits where this machine allows them (cgroup v1, as root); the test is skipped elsewhere."""
+    made, why_not = Limits.detect()
+    if made is None:
+        pytest.skip(f"no memory and CPU limits on this machine: {why_not}")
+    yield made
+    made.close()
 
 
 def report_fields(logs: str) -> dict[str, str]:
@@ -146,3 +165,58 @@ def test_init_error_is_reported(runtime):
     r = runtime(env={"INIT_MODE": "init-error"})
     assert r.startup.result(30) == {"errorType": "Init.Broken", "errorMessage": "cannot initialize"}
 
+
+
+def test_cpu_share_follows_the_memory_size_as_on_lambda():
+    assert cpu_quota_us(1769) == 100_000
+    assert cpu_quota_us(128) == 7_235
+    assert cpu_quota_us(10_240) == 578_858
+    assert cpu_quota_us(1) == 1_000
+
+
+def test_a_function_that_outgrows_its_memory_is_killed_as_on_lambda(runtime, limits):
+    r = runtime(memory_size=128, limits=limits)
+    assert r.invoke({"action": "allocate", "mb": 16})[0] is False
+    is_error, body, logs = r.invoke({"action": "allocate", "mb": 256})
+    assert is_error
+    assert body["errorType"] == "Runtime.ExitError"
+    assert "Runtime exited with error: signal: killed" in body["errorMessage"]
+    assert "Runtime.ExitError" in logs
+    # the next invocation gets a new bootstrap, held to the same limit
+    is_error, body, _ = r.invoke({"action": "echo"})
+    assert not is_error
+    assert body["echo"] == {"action": "echo"}
+
+
+def test_a_function_gets_the_cpu_share_of_its_memory_size(runtime, limits):
+    r = runtime(memory_size=128, limits=limits)
+    is_error, body, _ = r.invoke({"action": "burn", "cpu_ms": 50})
+    assert not is_error
+    # 50 ms of CPU at 7,235 µs per 100 ms period take six periods or more; unconstrained, about 50 ms
+    assert body["slept"][1] >= 0.3, body["slept"]
+
+
+def test_a_process_leaves_no_cgroup_behind(runtime, limits):
+    r = runtime(memory_size=128, limits=limits)
+    assert r.invoke({"action": "echo"})[0] is False
+    assert [d.name for d in limits.cpu_parent.iterdir() if d.is_dir()] != []
+    r.close()
+    for parent in (limits.cpu_parent, limits.memory_parent):
+        assert [d.name for d in parent.iterdir() if d.is_dir()] == []
+
+
+def test_only_the_cgroups_of_an_ended_localstack_are_cleared(limits):
+    own = limits.cpu_parent.parent
+    alive = subprocess.Popen(["sleep", "60"])
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    try:
+        for pid in (alive.pid, ended.pid):
+            (own / f"{PARENT}-{pid}" / "ab12cd34-1").mkdir(parents=True)
+        Limits.detect()
+        assert (own / f"{PARENT}-{alive.pid}" / "ab12cd34-1").is_dir()
+        assert not (own / f"{PARENT}-{ended.pid}").exists()
+    finally:
+        alive.kill()
+        alive.wait()
+        Limits.remove([own / f"{PARENT}-{alive.pid}" / "ab12cd34-1", own / f"{PARENT}-{alive.pid}"])

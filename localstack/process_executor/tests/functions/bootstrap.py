@@ -142,6 +142,15 @@ while True:
             slept.append(time.time())
         elif action == "exit":
             sys.exit(int(event.get("code", 1)))
+        elif action == "allocate":
+            # every page written, so that it is resident
+            block = b"\x01" * (int(event["mb"]) * 1024 * 1024)
+            del block
+        elif action == "burn":
+            started, cpu_until = time.monotonic(), time.process_time() + float(event["cpu_ms"]) / 1000
+            while time.process_time() < cpu_until:
+                pass
+            slept = [0, time.monotonic() - started]
         elif action == "error":
             post(
                 f"{API}/invocation/{request_id}/error",
