@@ -57,6 +57,7 @@ class Limits:
         for controller in ("cpu", "memory"):
             mount = CGROUP_ROOT / controller
             if not (mount / "cgroup.procs").is_file():
+                cls.remove(parents)
                 return None, f"no cgroup v1 '{controller}' controller at {mount}"
             # below our own cgroup, so that what the sandbox we run in counts counts the functions too
             own = mount / _own_cgroup(controller).lstrip("/")
@@ -69,6 +70,7 @@ class Limits:
             try:
                 parent.mkdir(exist_ok=True)
             except OSError as e:
+                cls.remove(parents)
                 return None, f"cannot make a cgroup under {mount}: {e.strerror}"
             parents.append(parent)
         return cls(*parents), ""
