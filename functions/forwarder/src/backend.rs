@@ -108,8 +108,9 @@ pub struct HttpBackend {
 impl HttpBackend {
     /// The backend with its client (TLS roots, client certificate, timeouts) and no credentials.
     pub fn new(settings: &BackendSettings) -> Result<Self, reqwest::Error> {
+        // No client-wide timeout: `deliver` and `health` bound the whole attempt themselves
+        // (one timer per delivery, not two), and the token request sets its own.
         let mut client = reqwest::Client::builder()
-            .timeout(settings.request_timeout)
             .connect_timeout(settings.connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!(
@@ -224,10 +225,17 @@ impl Backend for HttpBackend {
 
     async fn health(&self) -> Option<Attempt> {
         let url = self.settings.health_url.clone()?;
-        Some(match self.credentials.current().await {
-            Ok(auth) => Self::send(auth.apply(self.client.get(url))).await,
-            Err(no_credentials) => no_credentials,
-        })
+        let check = async {
+            match self.credentials.current().await {
+                Ok(auth) => Self::send(auth.apply(self.client.get(url))).await,
+                Err(no_credentials) => no_credentials,
+            }
+        };
+        Some(
+            tokio::time::timeout(self.settings.request_timeout, check)
+                .await
+                .unwrap_or(Attempt::Timeout),
+        )
     }
 }
 

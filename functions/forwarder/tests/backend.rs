@@ -187,6 +187,22 @@ async fn a_hanging_backend_is_cut_at_the_request_timeout() {
 }
 
 #[tokio::test]
+async fn a_hanging_health_check_is_cut_at_the_request_timeout() {
+    let rx = Receiver::start().await;
+    rx.script([Reply::Hang(Duration::from_secs(30))]);
+    let mut s = settings(&rx.url("/"));
+    s.health_url = Some(rx.url("/health").parse().unwrap());
+    let started = std::time::Instant::now();
+    let attempt = HttpBackend::new(&s).unwrap().health().await;
+    assert_eq!(attempt, Some(Attempt::Timeout));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn a_closed_port_is_a_connection_failure() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
