@@ -16,7 +16,7 @@ use crate::breaker::Breaker;
 use crate::envelope::Envelope;
 use crate::pacer::Pacer;
 use crate::retry::{Attempt, RetrySchedule, StatusPolicy, Verdict};
-use crate::trace::Span;
+use crate::trace::{Span, TraceContext};
 
 /// A message received from the queue, ready to deliver.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,9 +42,9 @@ impl Message {
         )
     }
 
-    /// The span every line about this receive of the message is written in.
-    pub fn log_span(&self) -> tracing::Span {
-        let trace = self.attempt_trace();
+    /// The span every line about this receive of the message is written in; `trace` is its
+    /// [`attempt_trace`](Self::attempt_trace).
+    pub fn log_span(&self, trace: &Span) -> tracing::Span {
         info_span!(
             "message",
             message_id = %self.id,
@@ -59,7 +59,13 @@ impl Message {
 
 /// Delivers a message to the backend, once.
 pub trait Backend: Sync {
-    fn deliver(&self, message: &Message) -> impl Future<Output = Attempt> + Send;
+    /// `trace` is the context the request carries (`traceparent`, `tracestate`): that of this
+    /// receive's attempt span, derived once per delivery by the caller.
+    fn deliver(
+        &self,
+        message: &Message,
+        trace: &TraceContext,
+    ) -> impl Future<Output = Attempt> + Send;
 
     /// The HTTP method of a delivery, for the logs.
     fn method(&self) -> &str {
@@ -366,13 +372,16 @@ impl<B: Backend, S: Settle> Ctx<'_, B, S> {
         let mut out = Vec::with_capacity(lane.len());
         for i in lane {
             let message = &messages[i];
-            let span = message.log_span();
+            let trace = message.attempt_trace();
+            let span = message.log_span(&trace);
             let outcome = if blocked {
                 Outcome::Deferred {
                     reason: DEFERRED_GROUP,
                 }
             } else {
-                self.run_isolated(message).instrument(span.clone()).await
+                self.run_isolated(message, &trace.context())
+                    .instrument(span.clone())
+                    .await
             };
             match &outcome {
                 Outcome::Deferred { reason } => {
@@ -389,8 +398,8 @@ impl<B: Backend, S: Settle> Ctx<'_, B, S> {
     }
 
     /// One message, with a panic anywhere in its handling turned into that message's failure.
-    async fn run_isolated(&self, message: &Message) -> Outcome {
-        AssertUnwindSafe(self.run_one(message))
+    async fn run_isolated(&self, message: &Message, trace: &TraceContext) -> Outcome {
+        AssertUnwindSafe(self.run_one(message, trace))
             .catch_unwind()
             .await
             .unwrap_or_else(|panic| {
@@ -411,7 +420,7 @@ impl<B: Backend, S: Settle> Ctx<'_, B, S> {
             })
     }
 
-    async fn run_one(&self, message: &Message) -> Outcome {
+    async fn run_one(&self, message: &Message, trace: &TraceContext) -> Outcome {
         let start = self.pacer.map_or_else(Instant::now, Pacer::reserve);
         if start + self.policy.attempt_budget > self.deadline {
             return Outcome::Deferred {
@@ -423,7 +432,7 @@ impl<B: Backend, S: Settle> Ctx<'_, B, S> {
             return Box::pin(self.hold(message, breaker.hold())).await;
         }
         let started = Instant::now();
-        let attempt = self.backend.deliver(message).await;
+        let attempt = self.backend.deliver(message, trace).await;
         let latency = started.elapsed();
         let settled = self.decide(message, &attempt).await;
         self.log_attempt(&settled, message, Some((&attempt, latency)));
@@ -1019,6 +1028,12 @@ mod tests {
         assert_eq!(delivered["http.response.status_code"], 200);
         assert_eq!(delivered["http.request.method"], "POST");
         assert!(delivered["latency_ms"].is_f64());
+        // The backend was given the context of the span the line names, for each message.
+        for (id, sent) in backend.calls().iter().zip(backend.traces()) {
+            let m = msgs.iter().find(|m| &m.id == id).unwrap();
+            assert_eq!(sent, m.attempt_trace().context(), "{id}");
+        }
+        assert_eq!(backend.traces().len(), 4);
         for absent in [
             "error.type",
             "reason",

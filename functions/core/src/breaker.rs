@@ -367,7 +367,9 @@ async fn hold<Q: Settle>(
         if let Err(e) = queue.retry_later(ticket, interval).await {
             warn!(error = %e, "could not hold the ticket; the queue's visibility timeout applies");
         }
-        ticket.log_span().in_scope(|| log_held(reason));
+        ticket
+            .log_span(&ticket.attempt_trace())
+            .in_scope(|| log_held(reason));
         outcomes.push(Outcome::Held { reason });
     }
     outcomes

@@ -12,6 +12,7 @@ use crate::envelope::Envelope;
 use crate::order::{Order, Storage, StorageError};
 use crate::poll::Source;
 use crate::retry::{Attempt, RetrySchedule, StatusPolicy};
+use crate::trace::TraceContext;
 
 /// A message with a JSON body and a full envelope, for tests.
 pub fn message(id: &str, group: Option<&str>) -> Message {
@@ -71,6 +72,7 @@ pub struct ScriptedBackend {
     panic_on: Option<String>,
     health: Mutex<VecDeque<Attempt>>,
     calls: Mutex<Vec<String>>,
+    traces: Mutex<Vec<TraceContext>>,
     in_flight: AtomicUsize,
     peak: AtomicUsize,
 }
@@ -85,6 +87,7 @@ impl ScriptedBackend {
             panic_on: None,
             health: Mutex::default(),
             calls: Mutex::default(),
+            traces: Mutex::default(),
             in_flight: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
         }
@@ -120,6 +123,11 @@ impl ScriptedBackend {
         lock(&self.calls).clone()
     }
 
+    /// The trace context each delivery was given, in the order of [`calls`](Self::calls).
+    pub fn traces(&self) -> Vec<TraceContext> {
+        lock(&self.traces).clone()
+    }
+
     /// The most deliveries that were in flight at once.
     pub fn peak_in_flight(&self) -> usize {
         self.peak.load(Ordering::SeqCst)
@@ -127,8 +135,9 @@ impl ScriptedBackend {
 }
 
 impl Backend for ScriptedBackend {
-    async fn deliver(&self, message: &Message) -> Attempt {
+    async fn deliver(&self, message: &Message, trace: &TraceContext) -> Attempt {
         lock(&self.calls).push(message.id.clone());
+        lock(&self.traces).push(trace.clone());
         if self.panic_on.as_deref() == Some(message.id.as_str()) {
             panic!("scripted panic for {}", message.id);
         }

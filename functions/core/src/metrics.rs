@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 
 use crate::batch::{Backend, Message, Tally};
 use crate::retry::{Attempt, CredentialFailure};
+use crate::trace::TraceContext;
 
 pub const NAMESPACE: &str = "storeforward";
 /// EMF takes at most 100 values per metric in one document.
@@ -215,9 +216,9 @@ impl<'a, B> Measured<'a, B> {
 }
 
 impl<B: Backend> Backend for Measured<'_, B> {
-    async fn deliver(&self, message: &Message) -> Attempt {
+    async fn deliver(&self, message: &Message, trace: &TraceContext) -> Attempt {
         let started = Instant::now();
-        let attempt = self.inner.deliver(message).await;
+        let attempt = self.inner.deliver(message, trace).await;
         let took = started.elapsed();
         if let Ok(mut attempts) = self.attempts.lock() {
             attempts.push((StatusClass::of(&attempt), took));

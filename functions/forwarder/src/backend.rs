@@ -12,6 +12,7 @@ use reqwest::{Certificate, Identity, Method};
 use sha2::Sha256;
 use storeforward_core::batch::{Backend, Message};
 use storeforward_core::retry::{Attempt, parse_retry_after};
+use storeforward_core::trace::TraceContext;
 use tracing::info;
 
 use crate::credentials::Credentials;
@@ -147,7 +148,7 @@ impl HttpBackend {
         }
     }
 
-    fn request(&self, message: &Message) -> reqwest::RequestBuilder {
+    fn request(&self, message: &Message, trace: &TraceContext) -> reqwest::RequestBuilder {
         let envelope = &message.envelope;
         let mut request = self
             .client
@@ -159,7 +160,6 @@ impl HttpBackend {
             request = request.header("x-amzn-trace-id", trace);
         }
         // This receive's attempt span, a child of the store's; the health check sends none.
-        let trace = message.attempt_trace().context();
         request = request.header("traceparent", trace.parent.to_string());
         if let Some(state) = &trace.state {
             request = request.header("tracestate", state);
@@ -213,8 +213,8 @@ impl HttpBackend {
 impl Backend for HttpBackend {
     /// One attempt, within the request timeout, whatever it takes: a token, the request, and one
     /// more if the backend refused the credentials (401, 403) and newer ones could be had.
-    async fn deliver(&self, message: &Message) -> Attempt {
-        tokio::time::timeout(self.settings.request_timeout, self.attempt(message))
+    async fn deliver(&self, message: &Message, trace: &TraceContext) -> Attempt {
+        tokio::time::timeout(self.settings.request_timeout, self.attempt(message, trace))
             .await
             .unwrap_or(Attempt::Timeout)
     }
@@ -240,12 +240,12 @@ impl Backend for HttpBackend {
 }
 
 impl HttpBackend {
-    async fn attempt(&self, message: &Message) -> Attempt {
+    async fn attempt(&self, message: &Message, trace: &TraceContext) -> Attempt {
         let auth = match self.credentials.current().await {
             Ok(auth) => auth,
             Err(no_credentials) => return no_credentials,
         };
-        let attempt = Self::send(auth.apply(self.request(message))).await;
+        let attempt = Self::send(auth.apply(self.request(message, trace))).await;
         let Attempt::Response { status, .. } = attempt else {
             return attempt;
         };
@@ -255,7 +255,7 @@ impl HttpBackend {
                     status,
                     "credentials refused; trying once more with new ones"
                 );
-                Self::send(fresh.apply(self.request(message))).await
+                Self::send(fresh.apply(self.request(message, trace))).await
             }
             Some(Err(no_credentials)) => no_credentials,
             None => attempt,

@@ -8,6 +8,7 @@
 use storeforward_core::batch::{Backend, Message};
 use storeforward_core::config::Env;
 use storeforward_core::retry::Attempt;
+use storeforward_core::trace::TraceContext;
 
 /// Wraps the real backend; a no-op unless `FAULT_PANIC_MARKER` is set.
 #[derive(Debug)]
@@ -27,13 +28,13 @@ impl<B> PanicOn<B> {
 }
 
 impl<B: Backend> Backend for PanicOn<B> {
-    async fn deliver(&self, message: &Message) -> Attempt {
+    async fn deliver(&self, message: &Message, trace: &TraceContext) -> Attempt {
         if let Some(marker) = &self.marker
             && message.body.contains(marker.as_str())
         {
             panic!("injected fault: the body contains {marker}");
         }
-        self.inner.deliver(message).await
+        self.inner.deliver(message, trace).await
     }
 
     fn method(&self) -> &str {

@@ -30,9 +30,10 @@ fn settings(url: &str) -> BackendSettings {
 }
 
 async fn deliver(settings: &BackendSettings) -> Attempt {
+    let message = message("m1", None);
     HttpBackend::new(settings)
         .unwrap()
-        .deliver(&message("m1", None))
+        .deliver(&message, &message.attempt_trace().context())
         .await
 }
 
@@ -46,7 +47,7 @@ async fn delivers_the_body_byte_identical_with_its_headers() {
     m.envelope.content_type = "application/json; charset=utf-8".into();
     m.envelope.trace_header = Some("Root=1-abc".into());
 
-    let attempt = backend.deliver(&m).await;
+    let attempt = backend.deliver(&m, &m.attempt_trace().context()).await;
     assert_eq!(
         attempt,
         Attempt::Response {
@@ -78,9 +79,9 @@ async fn each_attempt_sends_its_own_child_span_and_the_tracestate_unchanged() {
         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
         Some("rojo=1,congo=2"),
     );
-    backend.deliver(&m).await;
+    backend.deliver(&m, &m.attempt_trace().context()).await;
     m.receive_count = 2;
-    backend.deliver(&m).await;
+    backend.deliver(&m, &m.attempt_trace().context()).await;
     let got = rx.received();
     let sent: Vec<TraceContext> = got
         .iter()
@@ -103,7 +104,9 @@ async fn each_attempt_sends_its_own_child_span_and_the_tracestate_unchanged() {
 
     let mut foreign = message("m2", None);
     foreign.envelope.trace_context = None;
-    backend.deliver(&foreign).await;
+    backend
+        .deliver(&foreign, &foreign.attempt_trace().context())
+        .await;
     let last = &rx.received()[2];
     assert_eq!(
         last.headers["traceparent"],
@@ -281,6 +284,7 @@ async fn the_health_check_gets_the_health_url_and_is_absent_without_one() {
 fn a_delivery_does_not_carry_the_futures_of_its_rare_calls() {
     let backend = HttpBackend::new(&settings("http://127.0.0.1:9/")).unwrap();
     let message = message("m1", None);
-    let size = std::mem::size_of_val(&backend.deliver(&message));
+    let size =
+        std::mem::size_of_val(&backend.deliver(&message, &message.attempt_trace().context()));
     assert!(size < 1024, "a delivery's future is {size} bytes");
 }
